@@ -46,7 +46,7 @@ class ApiModel(BaseModel):
 
 
 class Backoff(ApiModel):
-    """Exponential backoff between attempts: the wait before retry n is min(delaySeconds·factor^(n-1), maxDelaySeconds)."""
+    """Exponential backoff: the wait before retry n is min(delaySeconds·factor^(n-1), maxDelaySeconds)."""
 
     delay_seconds: float | None = Field(
         None, ge=0, le=86400, description="Wait before the first retry, in seconds. Default 10."
