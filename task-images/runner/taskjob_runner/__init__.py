@@ -1,0 +1,1 @@
+"""The taskjob runner: seed pipeline operations over JSON values, run as one task."""
