@@ -1,0 +1,231 @@
+"""What a Job and its pods say about one task attempt, as an AttemptFact.
+
+Pure: reads plain dicts (or kopf bodies) shaped as the API returns them, camelCase; no client, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from . import naming
+from .facts import AttemptFact
+from .render import ANNOTATION_STOP_MESSAGE, ANNOTATION_STOP_REASON, CONTAINER
+
+Obj = Mapping[str, Any]
+
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+# The kubelet keeps the last 4096 bytes of a container's termination message, and at most 12 KiB per pod
+# shared by all its containers (pkg/kubelet/container/runtime.go, pkg/kubelet/status/status_manager.go).
+MAX_CONTAINER_MESSAGE = 4096
+MAX_POD_MESSAGES = 12 * 1024
+# Waiting reasons that are progress, not trouble, in an init container.
+_BENIGN_WAITING = frozenset({"ContainerCreating", "PodInitializing"})
+# Job Failed reasons meaning the pod itself failed; the container then says why better than the Job does.
+_POD_FAILED_REASONS = frozenset({"BackoffLimitExceeded", "PodFailurePolicy"})
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Return an RFC 3339 timestamp as an aware datetime (naive ones taken as UTC), or None if absent or bad."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _get(obj: Any, *path: str) -> Any:
+    """Return obj[path[0]][path[1]]..., or None where a level is missing or not a mapping."""
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _mapping(value: Any) -> Obj:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def job_key(job: Obj) -> tuple[str, str] | None:
+    """Return (namespace, TaskJob name) of a Job we created, from its labels; None for any other Job."""
+    taskjob = _get(job, "metadata", "labels", naming.LABEL_TASKJOB)
+    if not isinstance(taskjob, str) or not taskjob:
+        return None
+    return _get(job, "metadata", "namespace") or "default", taskjob
+
+
+def pod_job_name(pod: Obj) -> str | None:
+    """Return the name of the Job that owns `pod` (job-name label, else controller ownerReference), or None."""
+    labels = _mapping(_get(pod, "metadata", "labels"))
+    for label in JOB_NAME_LABELS:
+        if isinstance(labels.get(label), str) and labels[label]:
+            return str(labels[label])
+    for ref in _list(_get(pod, "metadata", "ownerReferences")):
+        if _get(ref, "kind") == "Job" and _get(ref, "controller") is True and _get(ref, "name"):
+            return str(ref["name"])
+    return None
+
+
+def _attempt(value: Any) -> int | None:
+    try:
+        attempt = int(value)
+    except (TypeError, ValueError):
+        return None
+    return attempt if attempt >= 1 else None
+
+
+def _terminal_condition(job: Obj) -> Obj | None:
+    """Return the Job's Complete or Failed condition if True; FailureTarget and the like mean still finishing."""
+    for cond in _list(_get(job, "status", "conditions")):
+        if _get(cond, "type") in ("Complete", "Failed") and _get(cond, "status") == "True":
+            return _mapping(cond)
+    return None
+
+
+def _container_status(statuses: Any) -> Obj:
+    """Return the status of container `task` (the first one if none has that name), or {}."""
+    entries = [_mapping(s) for s in _list(statuses)]
+    return next((s for s in entries if s.get("name") == CONTAINER), entries[0] if entries else {})
+
+
+def _terminated(pod: Obj | None) -> Obj:
+    return _mapping(_get(_container_status(_get(pod, "status", "containerStatuses")), "state", "terminated"))
+
+
+def _newest_pod(job_name: str, pods: Sequence[Obj], succeeded: bool) -> Obj | None:
+    """Return the pod that speaks for the attempt: the newest of this Job's pods.
+
+    A disruption makes the Job replace its pod within the attempt, so there may be several. For a
+    succeeded Job the pod that succeeded is preferred; at equal creation times, a live pod wins.
+    """
+    mine = [p for p in pods if pod_job_name(p) in (None, job_name)]
+    if succeeded:
+        mine = [p for p in mine if _get(p, "status", "phase") == "Succeeded"] or mine
+    if not mine:
+        return None
+
+    def key(pod: Obj) -> tuple[datetime, bool, bool, str]:
+        created = parse_time(_get(pod, "metadata", "creationTimestamp")) or datetime.min.replace(tzinfo=UTC)
+        live = _get(pod, "metadata", "deletionTimestamp") is None
+        running = _get(pod, "status", "phase") not in ("Succeeded", "Failed")
+        return created, live, running, str(_get(pod, "metadata", "name") or "")
+
+    return max(mine, key=key)
+
+
+def _message_limit(pod: Obj) -> int:
+    """Return how many bytes of termination message the kubelet keeps for each container of `pod`."""
+    spec = _mapping(pod.get("spec"))
+    containers = sum(len(_list(spec.get(k))) for k in ("containers", "initContainers", "ephemeralContainers"))
+    return min(MAX_CONTAINER_MESSAGE, MAX_POD_MESSAGES // max(containers, 1))
+
+
+def _waiting(pod: Obj | None) -> tuple[str | None, str | None]:
+    """Return (reason, message) saying why the pod has not started its task container, if it says."""
+    if pod is None:
+        return None, None
+    for cond in _list(_get(pod, "status", "conditions")):
+        if _get(cond, "type") == "PodScheduled" and _get(cond, "status") == "False":
+            return _get(cond, "reason") or "Unschedulable", _get(cond, "message")
+    for status in _list(_get(pod, "status", "initContainerStatuses")):
+        waiting = _mapping(_get(status, "state", "waiting"))
+        if waiting.get("reason") and waiting["reason"] not in _BENIGN_WAITING:
+            detail = waiting.get("message")
+            name = _get(status, "name")
+            return waiting["reason"], f"init container {name}: {detail}" if detail else f"init container {name}"
+    waiting = _mapping(_get(_container_status(_get(pod, "status", "containerStatuses")), "state", "waiting"))
+    return waiting.get("reason"), waiting.get("message")
+
+
+def _failure(job: Obj, cond: Obj, pod: Obj | None) -> tuple[str | None, str | None, int | None]:
+    """Return (reason, message, exit code) of a failed attempt.
+
+    A stop by the operator or a Job deadline killed the container: its exit code is not the task's verdict,
+    so none is reported and the Job's reason (or the stop annotation) says why.
+    """
+    annotations = _mapping(_get(job, "metadata", "annotations"))
+    stop_reason = annotations.get(ANNOTATION_STOP_REASON)
+    if stop_reason:
+        return str(stop_reason), annotations.get(ANNOTATION_STOP_MESSAGE) or None, None
+    job_reason = cond.get("reason")
+    if job_reason and job_reason not in _POD_FAILED_REASONS:
+        return str(job_reason), cond.get("message") or None, None
+    terminated = _terminated(pod)
+    if terminated:
+        return terminated.get("reason") or "Error", terminated.get("message") or None, terminated.get("exitCode")
+    for status in _list(_get(pod, "status", "initContainerStatuses")):
+        init = _mapping(_get(status, "state", "terminated"))
+        if init and init.get("exitCode") != 0:
+            detail = init.get("message")
+            name = _get(status, "name")
+            message = f"init container {name} failed: {detail}" if detail else f"init container {name} failed"
+            return init.get("reason") or "Error", message, None
+    pod_reason = _get(pod, "status", "reason")
+    if pod_reason:
+        return str(pod_reason), _get(pod, "status", "message") or None, None
+    # The pod is gone: the Job's own words ("reached the specified backoff limit") would mislead.
+    return "PodFailed", "the task's pod failed; its exit code is no longer available", None
+
+
+def attempt_fact(job: Obj, pods: Sequence[Obj]) -> AttemptFact | None:
+    """Return what `job` and its `pods` say about one task attempt; None if the Job lacks our labels."""
+    labels = _mapping(_get(job, "metadata", "labels"))
+    task = labels.get(naming.LABEL_TASK)
+    attempt = _attempt(labels.get(naming.LABEL_ATTEMPT))
+    if job_key(job) is None or not isinstance(task, str) or not task or attempt is None:
+        return None
+    job_name = str(_get(job, "metadata", "name") or "")
+    annotations = _mapping(_get(job, "metadata", "annotations"))
+    cond = _terminal_condition(job)
+    succeeded = cond is not None and cond.get("type") == "Complete"
+    pod = _newest_pod(job_name, pods, succeeded)
+    state = _mapping(_get(_container_status(_get(pod, "status", "containerStatuses")), "state"))
+    started = _get(state, "running", "startedAt") or _get(state, "terminated", "startedAt")
+
+    fact: dict[str, Any] = {
+        "task": task,
+        "attempt": attempt,
+        "job_name": job_name,
+        "created": parse_time(_get(job, "metadata", "creationTimestamp")),
+        "start_time": parse_time(started) or parse_time(_get(job, "status", "startTime")),
+        "stopping": bool(annotations.get(ANNOTATION_STOP_REASON)),
+    }
+    if cond is not None:
+        fact["finish_time"] = parse_time(_get(job, "status", "completionTime")) or parse_time(
+            cond.get("lastTransitionTime")
+        )
+    if succeeded:
+        terminated = _terminated(pod)
+        fact["phase"] = "Succeeded"
+        fact["exit_code"] = terminated.get("exitCode", 0) if terminated else None
+        if terminated and pod is not None:
+            output = str(terminated.get("message") or "")
+            fact["output"] = output
+            limit = _message_limit(pod)
+            if len(output.encode()) >= limit:
+                fact["reason"] = "OutputTruncated"
+                fact["message"] = (
+                    f"the output reached Kubernetes' {limit}-byte termination message limit and may be "
+                    "truncated (only its last bytes are kept); pass large data by reference (object storage, "
+                    "a volume)"
+                )
+    elif cond is not None:
+        fact["phase"] = "Failed"
+        fact["reason"], fact["message"], fact["exit_code"] = _failure(job, cond, pod)
+    elif state.get("running") or state.get("terminated"):
+        fact["phase"] = "Running"
+    else:
+        fact["phase"] = "Pending"
+        fact["reason"], fact["message"] = _waiting(pod)
+    return AttemptFact(**fact)
