@@ -1,0 +1,765 @@
+"""The `taskjob` console script: one click group, a command per verb.
+
+Errors a user can act on (a missing kubeconfig, an unknown TaskJob, an unreachable API server, a YAML
+syntax error) end the command with one sentence and exit code 1; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import string
+import sys
+import tempfile
+import threading
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn, cast
+
+import click
+import yaml
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from .. import API_VERSION, KIND
+from ..models import TERMINAL_PHASES
+from ..naming import LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
+from ..validation import Problem, validate_taskjob
+from . import views
+from .kube import UserError
+from .local import RUNTIMES, LocalExecutor, LocalResult, LocalRunError, Runtime
+
+ANNOTATION_RETRY = "taskjob.dev/retry"
+ANNOTATION_RETRY_TASKS = "taskjob.dev/retry-tasks"
+
+
+# ---------------------------------------------------------------- errors
+
+
+class TaskjobGroup(click.Group):
+    """A click group that turns failures into one sentence (exit 1), with the traceback under --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Return the command's result; failures become a ClickException with one clear sentence."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (UserError, LocalRunError) as exc:
+            if _debug(ctx):
+                traceback.print_exc()
+            raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            if _debug(ctx):
+                traceback.print_exc()
+                raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+            raise click.ClickException(
+                f"unexpected error: {type(exc).__name__}: {exc} (run with --debug to see the traceback)"
+            ) from exc
+
+
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool(root.params.get("debug"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Global options."""
+
+    debug: bool
+    context: str | None
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+# ---------------------------------------------------------------- manifests
+
+
+@dataclass(frozen=True)
+class Document:
+    """One YAML document of a manifest file."""
+
+    file: str
+    index: int  # 1-based
+    body: Any
+
+    @property
+    def label(self) -> str:
+        """Return 'doc N (name)' for messages."""
+        meta = self.body.get("metadata") if isinstance(self.body, dict) else None
+        name = None
+        if isinstance(meta, dict):
+            name = meta.get("name") or (f"{meta['generateName']}*" if meta.get("generateName") else None)
+        return f"doc {self.index} ({name})" if name else f"doc {self.index}"
+
+    @property
+    def is_taskjob(self) -> bool:
+        """Return whether the document declares kind TaskJob (whatever else is wrong with it)."""
+        return isinstance(self.body, dict) and self.body.get("kind") == KIND
+
+
+class ManifestError(Exception):
+    """A manifest file cannot be read or parsed; the message names the file (and line and column)."""
+
+
+def read_documents(path: str) -> tuple[list[Document], ManifestError | None]:
+    """Return the documents of a YAML file, and the error that stopped reading it early (if any)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        return [], ManifestError(f"{path}: cannot read the file: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        return [], ManifestError(f"{path}: is not UTF-8 text")
+    docs: list[Document] = []
+    try:
+        for body in yaml.safe_load_all(text):
+            index = len(docs) + 1
+            docs.append(Document(path, index, body))
+    except yaml.YAMLError as exc:
+        return [d for d in docs if d.body is not None], ManifestError(_yaml_problem(path, exc))
+    return [d for d in docs if d.body is not None], None
+
+
+def _yaml_problem(path: str, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    if context and context_mark is not None and (mark is None or context_mark.line != mark.line):
+        context += f" started at line {context_mark.line + 1}, column {context_mark.column + 1}"
+    detail = f"{problem} ({context})" if context else problem
+    return f"{path}: {where}YAML syntax error: {detail}"
+
+
+def load_taskjobs(paths: Sequence[str]) -> list[Document]:
+    """Return the TaskJob documents of the files; raise UserError on unreadable or invalid YAML."""
+    found: list[Document] = []
+    for path in paths:
+        docs, error = read_documents(path)
+        if error:
+            raise UserError(str(error))
+        found.extend(d for d in docs if d.is_taskjob)
+        if not any(d.is_taskjob for d in docs):
+            raise UserError(f"{path}: no TaskJob in this file (a document with kind: {KIND})")
+    return found
+
+
+def problem_line(doc: Document, problem: Problem) -> str:
+    """Return 'FILE: doc N (name): path: message'."""
+    return f"{doc.file}: {doc.label}: {problem}"
+
+
+def _validated(doc: Document) -> Any:
+    """Return the TaskJob model of a document, or raise UserError listing every problem."""
+    result = validate_taskjob(doc.body)
+    if not result.ok or result.taskjob is None:
+        lines = "\n".join(problem_line(doc, p) for p in result.problems)
+        raise UserError(f"the TaskJob is invalid:\n{lines}")
+    return result.taskjob
+
+
+# ---------------------------------------------------------------- the group
+
+
+@click.group(cls=TaskjobGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, envvar="TASKJOB_DEBUG", help="Show the traceback of errors.")
+@click.option("--context", "kube_context", default=None, metavar="NAME", help="kubeconfig context (default: current).")
+@click.version_option(package_name="taskjob", prog_name="taskjob")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, kube_context: str | None) -> None:
+    """Run DAGs of tasks as Kubernetes Jobs, or on this machine with `taskjob run`."""
+    ctx.obj = Settings(debug=debug, context=kube_context)
+
+
+def _cluster(ctx: click.Context) -> Any:
+    from .kube import connect
+
+    settings: Settings = ctx.find_object(Settings) or Settings(False, None)
+    return connect(settings.context)
+
+
+namespace_option = click.option(
+    "-n", "--namespace", default=None, metavar="NS", help="Namespace (default: the kubeconfig context's)."
+)
+
+
+# ---------------------------------------------------------------- validate
+
+
+@cli.command(short_help="Check manifests offline; list every problem.")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+def validate(files: tuple[str, ...]) -> None:
+    """Check TaskJob manifests offline, with the operator's own validation; list every problem.
+
+    Exit code 1 when any document has a problem. Documents of other kinds are skipped.
+    """
+    problems = 0
+    valid = 0
+    for path in files:
+        docs, error = read_documents(path)
+        taskjobs: list[Document] = []
+        for doc in docs:
+            kind = doc.body.get("kind") if isinstance(doc.body, dict) else None
+            if doc.is_taskjob or (isinstance(doc.body, dict) and kind is None and "spec" in doc.body):
+                taskjobs.append(doc)  # a TaskJob missing its kind is still checked: validation says so
+            else:
+                click.echo(f"{path}: {doc.label}: skipped (kind {kind or 'unknown'} is not a {KIND})", err=True)
+        for doc in sorted(taskjobs, key=lambda d: d.index):
+            result = validate_taskjob(doc.body)
+            if result.ok:
+                valid += 1
+            for p in result.problems:
+                problems += 1
+                click.echo(problem_line(doc, p))
+        if error:
+            problems += 1
+            click.echo(str(error))
+        elif not taskjobs:
+            problems += 1
+            click.echo(f"{path}: no TaskJob in this file (a document with kind: {KIND})")
+    if problems:
+        click.echo(f"{problems} problem{'s' if problems != 1 else ''} found", err=True)
+        sys.exit(1)
+    plural = "s" if valid != 1 else ""
+    click.echo(f"OK: {valid} TaskJob{plural} valid in {len(files)} file{'s' if len(files) != 1 else ''}")
+
+
+# ---------------------------------------------------------------- graph
+
+
+@cli.command(short_help="Print the DAG as mermaid or Graphviz dot.")
+@click.argument("source", metavar="FILE|NAME")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@namespace_option
+@click.pass_context
+def graph(ctx: click.Context, source: str, fmt: str, namespace: str | None) -> None:
+    """Print the DAG as a mermaid flowchart or Graphviz dot.
+
+    FILE is a manifest (every TaskJob in it is drawn); NAME is a TaskJob in the cluster, drawn with each
+    task coloured by its phase.
+    """
+    if os.path.exists(source) or source == "-":
+        drawings = []
+        for doc in load_taskjobs([source]):
+            tj = _validated(doc)
+            tasks = [(t.name, list(t.depends_on or [])) for t in tj.spec.tasks]
+            drawings.append(_draw(fmt, tj.metadata.name, tasks, None))
+        click.echo("\n".join(drawings), nl=False)
+        return
+    if "/" in source or source.endswith((".yaml", ".yml", ".json")):
+        raise UserError(f"{source}: no such file")
+    cluster = _cluster(ctx)
+    ns = namespace or cluster.namespace
+    obj = cluster.get(ns, source)
+    click.echo(_draw(fmt, source, views.spec_tasks(obj), views.task_phases(obj)), nl=False)
+
+
+def _draw(fmt: str, name: str, tasks: list[tuple[str, list[str]]], phases: Mapping[str, str] | None) -> str:
+    if fmt == "dot":
+        return views.dot(name, tasks, phases)
+    return f"%% TaskJob {name}\n" + views.mermaid(tasks, phases)
+
+
+# ---------------------------------------------------------------- run
+
+
+def _local_name(body: Mapping[str, Any]) -> str | None:
+    """Return a name for a generateName manifest, as the API server would make one."""
+    meta = body.get("metadata") or {}
+    if meta.get("name") or not meta.get("generateName"):
+        return None
+    alphabet = string.ascii_lowercase + string.digits
+    return str(meta["generateName"]) + "".join(secrets.choice(alphabet) for _ in range(5))
+
+
+@cli.command(short_help="Run a TaskJob here, without a cluster.")
+@click.argument("file", metavar="FILE")
+@click.option("--parallelism", type=click.IntRange(min=1), default=None, help="Override spec.parallelism.")
+@click.option(
+    "--runtime",
+    type=click.Choice(RUNTIMES),
+    default="local",
+    show_default=True,
+    help="local: each task's command as a process; docker/podman: each task's image.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep each attempt's output and log files here (default: a temporary directory, removed at the end).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Plain progress lines only, without the tasks' own output.")
+@click.option(
+    "--grace", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Seconds between SIGTERM and SIGKILL."
+)
+def run(
+    file: str, parallelism: int | None, runtime: str, workdir: Path | None, quiet: bool, grace: float
+) -> None:
+    """Run a TaskJob on this machine, no cluster needed: the operator's plan, retries and backoff, with
+    each task a local process (or a container with --runtime docker|podman).
+
+    Progress goes to stderr; the outputs of the final tasks go to stdout. Exit code 0 when the TaskJob
+    succeeds, 1 when it fails, 130 when interrupted (Ctrl-C stops the running tasks first).
+    """
+    docs = load_taskjobs([file])
+    if len(docs) > 1:
+        raise UserError(f"{file}: holds {len(docs)} TaskJobs; `taskjob run` runs one at a time")
+    taskjob = _validated(docs[0])
+    name = _local_name(docs[0].body)
+    if name:
+        taskjob = taskjob.model_copy(update={"metadata": taskjob.metadata.model_copy(update={"name": name})})
+    if runtime != "local" and shutil.which(runtime) is None:
+        raise UserError(f"--runtime {runtime}: {runtime} is not installed (not found on PATH)")
+
+    console = _stderr()
+    interactive = console.is_terminal and not quiet
+    reporter: Any = (
+        views.LiveRunReporter(console) if interactive else views.PlainRunReporter(console, show_output=not quiet)
+    )
+    temporary = workdir is None
+    directory = Path(tempfile.mkdtemp(prefix="taskjob-")) if workdir is None else workdir
+    try:
+        executor = LocalExecutor(
+            taskjob,
+            workdir=directory,
+            runtime=cast(Runtime, runtime),
+            parallelism=parallelism,
+            listener=reporter,
+            grace_seconds=grace,
+        )
+        with _signals_to(executor.interrupt):
+            if interactive:
+                with reporter:
+                    result = executor.run()
+            else:
+                result = executor.run()
+    finally:
+        if temporary:
+            shutil.rmtree(directory, ignore_errors=True)
+    _report(console, result, quiet=quiet, shown_live=interactive)
+    sys.exit(result.exit_code)
+
+
+class _signals_to:
+    """Route SIGINT and SIGTERM to `handler` inside the block (main thread only); restore them after."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+        self.saved: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.handler()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.saved[sig] = signal.signal(sig, on_signal)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self.saved.items():
+            signal.signal(sig, previous)
+
+
+def _report(console: Console, result: LocalResult, *, quiet: bool, shown_live: bool) -> None:
+    """Print how the run ended (stderr) and the final tasks' outputs (stdout)."""
+    status = result.status
+    name = result.taskjob["metadata"]["name"]
+    if not shown_live and not quiet:
+        console.print(views.task_table(views.task_rows(result.taskjob, datetime.now(UTC))))
+    if result.interrupted:
+        console.print(Text(f"{name}: interrupted; running tasks were stopped", style="yellow"))
+    elif result.stuck:
+        console.print(Text(f"{name}: {result.stuck}", style="yellow"))
+    else:
+        style = views.TASKJOB_STYLES.get(status.phase, "")
+        detail = f": {status.message}" if status.message else ""
+        console.print(Text(f"{name} {status.phase} ({status.progress or ''}){detail}", style=style))
+    # An output is kept byte for byte for downstream tasks; shown here without its trailing newline.
+    outputs = {s: result.outputs[s].rstrip("\n") for s in result.sinks if s in result.outputs}
+    if len(result.sinks) == 1:
+        for output in outputs.values():
+            click.echo(output)
+    else:
+        for sink, output in outputs.items():
+            click.echo(f"{sink}: {output}")
+
+
+# ---------------------------------------------------------------- submit, get, watch
+
+
+@cli.command(short_help="Create TaskJobs in the cluster.")
+@click.argument("file", metavar="FILE")
+@namespace_option
+@click.option("-w", "--watch", "follow", is_flag=True, help="Then watch it until it finishes.")
+@click.pass_context
+def submit(ctx: click.Context, file: str, namespace: str | None, follow: bool) -> None:
+    """Create the TaskJobs of a manifest in the cluster (metadata.generateName supported), after validating them."""
+    docs = load_taskjobs([file])
+    for doc in docs:
+        _validated(doc)
+    if follow and len(docs) > 1:
+        raise UserError(f"{file}: holds {len(docs)} TaskJobs; --watch follows one")
+    cluster = _cluster(ctx)
+    created = []
+    for doc in docs:
+        body = {k: v for k, v in doc.body.items() if k != "status"}
+        declared = (body.get("metadata") or {}).get("namespace")
+        if namespace and declared and declared != namespace:
+            raise UserError(
+                f"{file}: {doc.label}: metadata.namespace is {declared!r} but --namespace is {namespace!r}"
+            )
+        ns = namespace or declared or cluster.namespace
+        obj = cluster.create(ns, body)
+        created.append((ns, obj["metadata"]["name"]))
+        click.echo(f"{API_VERSION}/{KIND.lower()} {obj['metadata']['name']} created in namespace {ns}")
+    if follow:
+        ns, name = created[0]
+        sys.exit(_watch(cluster, ns, name))
+
+
+@cli.command(short_help="Show a TaskJob and its tasks in DAG order.")
+@click.argument("name")
+@namespace_option
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default=None, help="Print the object instead.")
+@click.pass_context
+def get(ctx: click.Context, name: str, namespace: str | None, output: str | None) -> None:
+    """Show a TaskJob: phase, progress, times, message, and its tasks in DAG order (like `argo get`)."""
+    cluster = _cluster(ctx)
+    obj = cluster.get(namespace or cluster.namespace, name)
+    if output == "json":
+        click.echo(json.dumps(obj, indent=2))
+    elif output == "yaml":
+        click.echo(yaml.safe_dump(obj, sort_keys=False), nl=False)
+    else:
+        Console(highlight=False).print(views.taskjob_view(obj, datetime.now(UTC)))
+
+
+@cli.command(short_help="Show a TaskJob live until it finishes.")
+@click.argument("name")
+@namespace_option
+@click.pass_context
+def watch(ctx: click.Context, name: str, namespace: str | None) -> None:
+    """Show a TaskJob live (from a watch) until it finishes: exit 0 when it succeeds, 1 when it fails."""
+    cluster = _cluster(ctx)
+    sys.exit(_watch(cluster, namespace or cluster.namespace, name))
+
+
+def finished_code(obj: Mapping[str, Any]) -> int | None:
+    """Return the exit code for a finished TaskJob (0 Succeeded, 1 Failed or Invalid), None while it runs."""
+    phase = views.parse_status(obj).phase
+    if phase not in TERMINAL_PHASES:
+        return None
+    return 0 if phase == "Succeeded" else 1
+
+
+def _watch(cluster: Any, namespace: str, name: str) -> int:
+    """Follow the TaskJob's watch with the live view; return its exit code (130 on Ctrl-C)."""
+    console = Console(highlight=False)
+    latest: dict[str, Any] = {}
+
+    def render() -> Any:
+        return views.taskjob_view(latest, datetime.now(UTC)) if latest else Text("")
+
+    try:
+        if console.is_terminal:
+            with Live(get_renderable=render, console=console, refresh_per_second=2):
+                code = _follow(cluster.watch(namespace, name), latest, None)
+        else:
+            code = _follow(cluster.watch(namespace, name), latest, console)
+            console.print(render())
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _follow(updates: Iterator[dict[str, Any]], latest: dict[str, Any], plain: Console | None) -> int:
+    """Consume watch updates into `latest` until the TaskJob finishes; print a summary line per change if plain."""
+    last_line = ""
+    for obj in updates:
+        latest.clear()
+        latest.update(obj)
+        if plain is not None:
+            now = datetime.now(UTC)
+            status = views.parse_status(obj)
+            line = f"{status.phase} {status.progress or ''} · " + views.summary_line(views.summary(obj, now)).plain
+            if line != last_line:
+                plain.print(Text(f"{now.astimezone():%H:%M:%S} ", style="dim") + Text(line), soft_wrap=True)
+                last_line = line
+        code = finished_code(obj)
+        if code is not None:
+            return code
+    return 1
+
+
+# ---------------------------------------------------------------- logs
+
+
+def _suggest_task(task: str, names: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(task, list(names), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _pod_key(pod: Mapping[str, Any]) -> tuple[str, int, str]:
+    labels = pod.get("metadata", {}).get("labels") or {}
+    try:
+        attempt = int(labels.get(LABEL_ATTEMPT, "0"))
+    except ValueError:
+        attempt = 0
+    return labels.get(LABEL_TASK, ""), attempt, pod.get("metadata", {}).get("creationTimestamp") or ""
+
+
+def select_pods(
+    pods: Sequence[Mapping[str, Any]], order: Sequence[str], attempt: int | None
+) -> list[Mapping[str, Any]]:
+    """Return the pods to show, in DAG order: each task's latest attempt, or the given attempt."""
+    by_task: dict[str, list[Mapping[str, Any]]] = {}
+    for pod in pods:
+        task, number, _ = _pod_key(pod)
+        if attempt is None or number == attempt:
+            by_task.setdefault(task, []).append(pod)
+    chosen: list[Mapping[str, Any]] = []
+    rank = {t: i for i, t in enumerate(order)}
+    for task in sorted(by_task, key=lambda t: (rank.get(t, len(rank)), t)):
+        group = sorted(by_task[task], key=_pod_key)
+        latest = max(_pod_key(p)[1] for p in group)
+        chosen.extend(p for p in group if _pod_key(p)[1] == latest)
+    return chosen
+
+
+@cli.command(short_help="Print task pods' logs, prefixed by task.")
+@click.argument("name")
+@click.argument("task", required=False)
+@click.option("--attempt", type=click.IntRange(min=1), default=None, help="This attempt (default: the latest).")
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming, including tasks that start later.")
+@namespace_option
+@click.pass_context
+def logs(
+    ctx: click.Context, name: str, task: str | None, attempt: int | None, follow: bool, namespace: str | None
+) -> None:
+    """Print the logs of a TaskJob's task pods, each line prefixed by its task."""
+    cluster = _cluster(ctx)
+    ns = namespace or cluster.namespace
+    obj = cluster.get(ns, name)
+    tasks = views.spec_tasks(obj)
+    names = [t for t, _ in tasks]
+    if task is not None and task not in names:
+        raise UserError(f"TaskJob {ns}/{name} has no task {task!r}{_suggest_task(task, names)}")
+    selector = f"{LABEL_TASKJOB}={name}"
+    if task:
+        selector += f",{LABEL_TASK}={task}"
+    if attempt:
+        selector += f",{LABEL_ATTEMPT}={attempt}"
+    order = views.dag_order(tasks)
+    console = Console(highlight=False)
+    lock = threading.Lock()
+
+    def emit(pod: Mapping[str, Any], line: str) -> None:
+        task_name, number, _ = _pod_key(pod)
+        prefix = task_name if attempt or number <= 1 else f"{task_name}#{number}"
+        with lock:
+            console.print(Text(f"{prefix}: ", style=views._task_color(task_name)) + Text(line), soft_wrap=True)
+
+    try:
+        if not follow:
+            pods = select_pods(cluster.pods(ns, selector), order, attempt)
+            if not pods:
+                which = f" task {task}" if task else ""
+                raise UserError(f"no pods found for TaskJob {ns}/{name}{which} (label selector {selector})")
+            for pod in pods:
+                for line in _pod_lines(cluster, ns, pod, follow=False):
+                    emit(pod, line)
+            return
+        _follow_logs(cluster, ns, name, selector, emit)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _pod_lines(cluster: Any, namespace: str, pod: Mapping[str, Any], *, follow: bool) -> Iterator[str]:
+    phase = (pod.get("status") or {}).get("phase")
+    if phase == "Pending" and not follow:
+        reason = _waiting_reason(pod)
+        yield f"(pod {pod['metadata']['name']} has not started{f': {reason}' if reason else ''})"
+        return
+    try:
+        yield from cluster.log_lines(namespace, pod["metadata"]["name"], follow=follow)
+    except UserError as exc:
+        yield f"(no log: {exc})"
+
+
+def _waiting_reason(pod: Mapping[str, Any]) -> str | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            return str(waiting["reason"])
+    return None
+
+
+def _container_started(pod: Mapping[str, Any]) -> bool:
+    """Return whether the pod's task container has started (so it has a log to follow)."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        if status.get("name") == "task" and (state.get("running") or state.get("terminated")):
+            return True
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _follow_logs(cluster: Any, namespace: str, name: str, selector: str, emit: Any) -> None:
+    """Stream every matching pod's log once its container starts, until the TaskJob finished and logs end."""
+    import time
+
+    followers: dict[str, threading.Thread] = {}
+    finished: dict[str, bool] = {}
+
+    def stream(pod: Mapping[str, Any]) -> None:
+        try:
+            for line in _pod_lines(cluster, namespace, pod, follow=True):
+                emit(pod, line)
+        except Exception as exc:  # a thread's failure would otherwise vanish
+            emit(pod, f"(log stream ended: {type(exc).__name__}: {exc})")
+
+    # Pods come from a watch (not polling); the TaskJob is read only when no pod is left running.
+    synced = False  # the first listing is complete
+    for pod in cluster.watch_pods(namespace, selector):
+        synced = synced or pod is None
+        if pod is not None:
+            pod_name = pod["metadata"]["name"]
+            finished[pod_name] = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+            if pod_name not in followers and _container_started(pod):
+                followers[pod_name] = threading.Thread(target=stream, args=(pod,), daemon=True)
+                followers[pod_name].start()
+        if synced and all(finished.values()) and finished_code(cluster.get(namespace, name)) is not None:
+            break
+    deadline = time.monotonic() + 30
+    for thread in followers.values():
+        thread.join(timeout=max(deadline - time.monotonic(), 0.1))
+
+
+# ---------------------------------------------------------------- retry
+
+
+def retry_targets(obj: Mapping[str, Any], requested: Sequence[str]) -> list[str]:
+    """Return the tasks a retry re-runs: the requested ones (each must be Failed or Skipped), else all such."""
+    phases = views.task_phases(obj)
+    if requested:
+        for task in requested:
+            if task not in phases:
+                raise UserError(f"no task {task!r} in this TaskJob{_suggest_task(task, list(phases))}")
+            if phases[task] not in ("Failed", "Skipped"):
+                raise UserError(f"task {task!r} is {phases[task]}: only Failed or Skipped tasks can be retried")
+        return list(requested)
+    targets = [t for t in views.dag_order(views.spec_tasks(obj)) if phases.get(t) in ("Failed", "Skipped")]
+    if not targets:
+        phase = views.parse_status(obj).phase
+        raise UserError(f"nothing to retry: the TaskJob is {phase} and none of its tasks failed or was skipped")
+    return targets
+
+
+def retry_patch(tasks: Sequence[str], requested: bool, nonce: str) -> dict[str, Any]:
+    """Return the merge patch asking the operator for a retry: a fresh nonce, and the task list if one was given."""
+    return {
+        "metadata": {
+            "annotations": {
+                ANNOTATION_RETRY: nonce,
+                ANNOTATION_RETRY_TASKS: ",".join(tasks) if requested else None,
+            }
+        }
+    }
+
+
+@cli.command(short_help="Re-run failed and skipped tasks.")
+@click.argument("name")
+@click.option("--task", "tasks", multiple=True, metavar="T", help="Retry only this task (repeatable).")
+@namespace_option
+@click.option("-w", "--watch", "follow", is_flag=True, help="Then watch it until it finishes.")
+@click.pass_context
+def retry(ctx: click.Context, name: str, tasks: tuple[str, ...], namespace: str | None, follow: bool) -> None:
+    """Re-run a TaskJob's failed and skipped tasks as new attempts, keeping succeeded tasks and their outputs."""
+    cluster = _cluster(ctx)
+    ns = namespace or cluster.namespace
+    obj = cluster.get(ns, name)
+    targets = retry_targets(obj, tasks)
+    nonce = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    cluster.patch(ns, name, retry_patch(targets, bool(tasks), nonce))
+    click.echo(f"retry requested for TaskJob {ns}/{name}: {', '.join(targets)}")
+    if follow:
+        sys.exit(_watch(cluster, ns, name))
+
+
+# ---------------------------------------------------------------- operator
+
+
+@cli.command(short_help="Run the operator.")
+@click.option("--namespace", "namespaces", multiple=True, metavar="NS", help="Watch only this namespace (repeatable).")
+@click.option("--peering", default=None, metavar="NAME", help="kopf peering object for HA (default: standalone).")
+@click.option("--priority", type=int, default=0, show_default=True, help="Peering priority.")
+@click.option("--health-port", type=int, default=8080, show_default=True, help="/healthz port; 0 disables.")
+@click.option("--metrics-port", type=int, default=9090, show_default=True, help="/metrics port; 0 disables.")
+@click.option("--webhook-port", type=int, default=0, show_default=True, help="Admission webhook port; 0 disables.")
+@click.option("--webhook-host", default=None, help="DNS name of the webhook (for its certificate).")
+@click.option("--webhook-service", default=None, help="Service the webhook configuration points to.")
+@click.option("--webhook-service-namespace", default=None, help="Namespace of that Service.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+)
+@click.option("--qps", type=click.FloatRange(min=0.1), default=50.0, show_default=True, help="API requests per second.")
+def operator(
+    namespaces: tuple[str, ...],
+    peering: str | None,
+    priority: int,
+    health_port: int,
+    metrics_port: int,
+    webhook_port: int,
+    webhook_host: str | None,
+    webhook_service: str | None,
+    webhook_service_namespace: str | None,
+    log_format: str,
+    log_level: str,
+    qps: float,
+) -> None:
+    """Run the operator against the current kubeconfig (all namespaces unless --namespace is given)."""
+    from ..shell.options import OperatorOptions
+
+    options = OperatorOptions(
+        namespaces=namespaces,
+        peering=peering,
+        priority=priority,
+        health_port=health_port,
+        metrics_port=metrics_port,
+        webhook_port=webhook_port,
+        webhook_host=webhook_host,
+        webhook_service=webhook_service,
+        webhook_service_namespace=webhook_service_namespace,
+        log_format=log_format,  # type: ignore[arg-type]
+        log_level=log_level,  # type: ignore[arg-type]
+        client_qps=qps,
+    )
+    from ..shell.run import run_operator  # kopf loads only here: the other commands work without it
+
+    run_operator(options)
+
+
+def main() -> NoReturn:
+    """Run the CLI and exit with its exit code."""
+    cli.main(prog_name="taskjob")
+    raise SystemExit(0)  # cli.main exits itself; this satisfies NoReturn
+
+
+if __name__ == "__main__":
+    main()
