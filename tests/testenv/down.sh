@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Stops every process of the test control plane (by the pids up.sh recorded) and removes .testenv/.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+# Waits for a concurrent up.sh to finish, so it never starts processes into a directory being removed.
+exec 9<"$testenv_here/lib.sh"
+flock 9
+
+if [ ! -d "$state" ]; then
+  log "not running (no $state)"
+  exit 0
+fi
+stop_all || { log "some processes would not stop; keeping $state for inspection"; exit 1; }
+rm -rf "$state"
+log "stopped; removed $state"

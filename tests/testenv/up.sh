@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Starts the test control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler and kwok (fake nodes, pod lifecycles). Builds missing binaries first (build.sh).
+# State (kubeconfig, pki, logs, pids, data, ports) lives in .testenv/; `down.sh` removes it.
+# Returns once /readyz is OK, every fake node is Ready and the default ServiceAccount exists.
+# Idempotent: when the testenv is already up and healthy, it does nothing.
+#
+# Env: TESTENV_BIN_DIR (use binaries there; build only what is missing), TESTENV_NODES (fake nodes, default 1),
+#      TESTENV_DEFAULT_RUN_DURATION (how long a pod "runs" without an annotation, default 1s),
+#      TESTENV_TIMEOUT (seconds to wait for each component, default 120), TESTENV_DIR (state dir).
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+# up.sh and down.sh never run concurrently (two pytest sessions may both call `make testenv`).
+exec 9<"$testenv_here/lib.sh"
+flock 9
+
+nodes=${TESTENV_NODES:-1}
+default_duration=${TESTENV_DEFAULT_RUN_DURATION:-1s}
+timeout=${TESTENV_TIMEOUT:-120}
+kubeconfig=$state/kubeconfig
+pki=$state/pki
+
+kubectl_() { "$state/bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
+
+is_up() {
+  local name
+  for name in "${components[@]}"; do live_pid "$name" >/dev/null || return 1; done
+  kubectl_ get --raw /readyz >/dev/null 2>&1
+}
+
+# Polls until the command succeeds; fails early when the component it waits on has exited.
+wait_until() {  # component what command...
+  local component=$1 what=$2 deadline=$((SECONDS + timeout))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if ! live_pid "$component" >/dev/null; then
+      log "$component exited while waiting for $what"
+      return 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      log "timed out after ${timeout}s waiting for $what"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+start() {  # name command...
+  local name=$1
+  shift
+  # setsid: a Ctrl-C in the terminal (or in the pytest run that called us) must not stop the cluster.
+  # 9<&-: the daemons must not inherit the lock, or they would hold it for their whole life.
+  setsid "$@" >"$state/logs/$name.log" 2>&1 </dev/null 9<&- &
+  echo $! >"$state/pids/$name.pid"
+}
+
+on_failure() {
+  local keep name
+  keep=$(mktemp -d "${TMPDIR:-/tmp}/taskjob-testenv-failed.XXXXXX")
+  cp -r "$state/logs" "$keep/" 2>/dev/null || true
+  for name in "${components[@]}"; do
+    [ -s "$state/logs/$name.log" ] || continue
+    log "---- last lines of $name.log ----"
+    tail -n 15 "$state/logs/$name.log" >&2
+  done
+  stop_all || true
+  rm -rf "$state"
+  log "testenv failed to start; full logs kept in $keep"
+}
+
+pick_ports() {
+  python3 - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(6)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+names = ["ETCD_PORT", "ETCD_PEER_PORT", "APISERVER_PORT", "KCM_PORT", "SCHEDULER_PORT", "KWOK_PORT"]
+for name, s in zip(names, socks):
+    print(f"{name}={s.getsockname()[1]}")
+EOF
+}
+
+make_pki() {
+  local ca_subj="/CN=taskjob-testenv-ca"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "$ca_subj" \
+    -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+  issue() {  # name subject extensions
+    openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+    openssl x509 -req -days 3650 -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+      -out "$pki/$1.crt" -extfile <(printf '%s\n' "$3") 2>/dev/null
+    rm -f "$pki/$1.csr"
+  }
+  issue apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  # system:masters: the admin identity of the tests (and of the controllers: this is a test cluster).
+  issue admin "/O=system:masters/CN=testenv-admin" "basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+  # The aggregation layer's client identity: lets the API server set requestheader CA data, which
+  # kube-controller-manager and kube-scheduler otherwise log as missing.
+  issue front-proxy-client "/CN=front-proxy-client" "basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+  # Service-account token signing key pair: TokenRequest (apiserver) and legacy token controller (KCM).
+  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+}
+
+write_kubeconfig() {
+  b64() { base64 -w0 <"$1"; }
+  cat >"$kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: testenv
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(b64 "$pki/ca.crt")
+users:
+- name: testenv-admin
+  user:
+    client-certificate-data: $(b64 "$pki/admin.crt")
+    client-key-data: $(b64 "$pki/admin.key")
+contexts:
+- name: testenv
+  context: {cluster: testenv, user: testenv-admin, namespace: default}
+current-context: testenv
+EOF
+  chmod 600 "$kubeconfig"
+}
+
+node_manifest() {
+  local i name
+  for i in $(seq 0 $((nodes - 1))); do
+    name=kwok-node-$i
+    cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: $name
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/hostname: $name
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+EOF
+  done
+}
+
+# ---- main ----
+if [ -d "$state" ]; then
+  if [ -x "$state/bin/kubectl" ] && is_up; then
+    log "already up: $kubeconfig"
+    exit 0
+  fi
+  log "found a stopped or half-started testenv in $state; restarting it"
+  stop_all
+  rm -rf "$state"
+fi
+
+bin=$("$testenv_here/build.sh" | tail -n 1)
+mkdir -p "$state"/{bin,pki,logs,pids,data,kwok,kwok-home}
+started=false
+trap '[ "$started" = true ] || on_failure' EXIT
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm; do
+  ln -s "$bin/$b" "$state/bin/$b"
+done
+pick_ports >"$state/ports.env"
+# shellcheck disable=SC1091
+source "$state/ports.env"
+make_pki
+write_kubeconfig
+sed "s/__DEFAULT_RUN_DURATION__/$default_duration/g" "$testenv_here/kwok/stages.yaml" >"$state/kwok/stages.yaml"
+log "starting on 127.0.0.1 (apiserver :$APISERVER_PORT, etcd :$ETCD_PORT); binaries from $bin"
+
+start etcd "$bin/etcd" --name testenv --data-dir "$state/data/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "testenv=http://127.0.0.1:$ETCD_PEER_PORT" \
+  --unsafe-no-fsync --quota-backend-bytes=$((4 * 1024 * 1024 * 1024)) --log-level=warn
+wait_until etcd "etcd health" curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+
+# --endpoint-reconciler-type=none: Endpoints reject loopback addresses, and nothing here dials the kubernetes Service.
+start kube-apiserver "$bin/kube-apiserver" \
+  --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+  --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+  --client-ca-file="$pki/ca.crt" \
+  --authorization-mode=Node,RBAC \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+  --service-cluster-ip-range=10.96.0.0/16 \
+  --requestheader-client-ca-file="$pki/ca.crt" --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
+  --endpoint-reconciler-type=none \
+  --allow-privileged=true --profiling=false
+wait_until kube-apiserver "kube-apiserver /readyz" kubectl_ get --raw /readyz
+
+kc=(--kubeconfig="$kubeconfig" --authentication-kubeconfig="$kubeconfig" --authorization-kubeconfig="$kubeconfig")
+start kube-controller-manager "$bin/kube-controller-manager" "${kc[@]}" \
+  --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --leader-elect=false --profiling=false \
+  --controllers='*' --cluster-name=testenv --service-cluster-ip-range=10.96.0.0/16 \
+  --root-ca-file="$pki/ca.crt" --service-account-private-key-file="$pki/sa.key" \
+  --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key"
+start kube-scheduler "$bin/kube-scheduler" "${kc[@]}" \
+  --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false --profiling=false
+# HOME: kwok also reads ~/.kwok/kwok.yaml when it exists; only our stage file must count.
+start kwok env HOME="$state/kwok-home" "$bin/kwok" --kubeconfig="$kubeconfig" --config="$state/kwok/stages.yaml" \
+  --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+  --cidr=10.244.0.1/16 --node-ip=10.0.0.1 --node-lease-duration-seconds=40 \
+  --server-address="127.0.0.1:$KWOK_PORT"
+
+wait_until kube-controller-manager "kube-controller-manager /healthz" \
+  curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"
+wait_until kube-scheduler "kube-scheduler /healthz" curl -fsSk "https://127.0.0.1:$SCHEDULER_PORT/healthz"
+wait_until kwok "kwok /healthz" curl -fsS "http://127.0.0.1:$KWOK_PORT/healthz"
+node_manifest | kubectl_ apply -f - >/dev/null
+wait_until kwok "$nodes fake node(s) Ready" kubectl_ wait --for=condition=Ready node -l type=kwok --timeout=5s
+wait_until kube-controller-manager "the default ServiceAccount" kubectl_ -n default get serviceaccount default
+started=true
+
+log "up: kubeconfig $kubeconfig"
+log "use: export PATH=$state/bin:\$PATH KUBECONFIG=$kubeconfig"
