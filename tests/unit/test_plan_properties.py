@@ -1,0 +1,171 @@
+"""Properties of the plan over random DAGs, settings and attempt outcomes, driven to the end by plansim."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from plansim import T0, Outcome, Run, scripted, simulate
+from taskjobs.backoff import max_attempts, retry_delay
+from taskjobs.models import TERMINAL_PHASES, TaskJobSpec
+from taskjobs.naming import job_name
+from taskjobs.plan import plan
+from taskjobs.resolve import resolve_tasks
+
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+outcomes = st.builds(
+    Outcome,
+    exit_code=st.sampled_from([0, 0, 0, 1, 2]),
+    duration=st.integers(1, 30),
+    startup=st.sampled_from([0, 1, 2, 5, math.inf]),
+    waiting_reason=st.just("ImagePullBackOff"),
+)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[TaskJobSpec, dict[str, list[Outcome]], list[tuple[float, dict[str, Any]]]]:
+    """Return a random valid TaskJob, each task's attempt outcomes, and suspend/resume changes."""
+    n = draw(st.integers(1, 30))
+    names = [f"t{i}" for i in range(n)]
+    tasks = []
+    script: dict[str, list[Outcome]] = {}
+    for i in draw(st.permutations(range(n))):  # spec order need not be topological
+        limit = draw(st.integers(0, 3))
+        deps = draw(st.lists(st.sampled_from(names[:i]), max_size=3, unique=True)) if i else []
+        tasks.append(
+            {
+                "name": names[i],
+                "dependsOn": deps or None,
+                "priority": draw(st.integers(-1, 2)),
+                "startupTimeoutSeconds": draw(st.integers(5, 60)),
+                "retry": {
+                    "limit": limit,
+                    "nonRetriableExitCodes": [2],
+                    "backoff": {
+                        "delaySeconds": draw(st.integers(0, 20)),
+                        "factor": draw(st.sampled_from([1, 2, 3])),
+                        "maxDelaySeconds": draw(st.integers(0, 60)),
+                    },
+                },
+            }
+        )
+        script[names[i]] = draw(st.lists(outcomes, min_size=limit + 1, max_size=limit + 1))
+    spec = TaskJobSpec.model_validate(
+        {
+            "tasks": tasks,
+            "parallelism": draw(st.none() | st.integers(1, 4)),
+            "failurePolicy": draw(st.sampled_from([None, "FailFast", "ContinueIndependent"])),
+            "activeDeadlineSeconds": draw(st.none() | st.integers(10, 600)),
+            "ttlSecondsAfterFinished": draw(st.none() | st.integers(0, 100)),
+            "suspend": draw(st.sampled_from([None, False, True])),
+        }
+    )
+    changes: list[tuple[float, dict[str, Any]]] = []
+    suspended = bool(spec.suspend)
+    t = 0
+    for _ in range(draw(st.integers(0, 3))):
+        t += draw(st.integers(1, 120))
+        suspended = not suspended
+        changes.append((t, {"suspend": suspended}))
+    if suspended:
+        changes.append((t + draw(st.integers(1, 120)), {"suspend": False}))  # always resumed in the end
+    return spec, script, changes
+
+
+def check(run: Run, *, deletions: bool) -> None:
+    """Assert every property a run must have."""
+    jobs = run.cluster.jobs
+    assert not run.stuck, f"stuck in {run.status}"
+    assert run.cluster.duplicates == [], "a (task, attempt) was created twice"
+    final_phase: str | None = None
+    failed_for_good = False
+    for step in run.steps:
+        tasks = resolve_tasks(step.spec)
+        succeeded = {f.task for f in step.truth if f.phase == "Succeeded"}
+        # Idempotence: the same inputs give the same plan.
+        assert plan(run.meta, step.spec, step.status_in, step.facts, step.now) == step.plan
+        if step.kind == "echo":  # re-planning at the same instant from the status just written
+            assert (step.plan.create, step.plan.events) == ((), ())
+        if final_phase is not None or failed_for_good or step.spec.suspend:
+            assert step.plan.create == (), f"created after the end, after a FailFast failure or while suspended: {step}"
+        for c in step.plan.create:
+            task = tasks[c.task]
+            assert c.attempt <= max_attempts(task.retry)
+            assert set(task.depends_on) <= succeeded, f"{c.task} started before its dependencies succeeded"
+            if c.attempt == 1:
+                assert not any(j.task == c.task and j.created < step.now for j in jobs.values())
+            else:
+                before = jobs[job_name(run.meta.name, c.task, c.attempt - 1)]
+                assert not before.active(step.now), f"{c.task} attempt {c.attempt} started while the last one ran"
+                if before.deleted_at is None:
+                    assert before.end is not None
+                    assert step.now >= before.end + timedelta(seconds=retry_delay(task.retry, c.attempt - 1))
+        if step.spec.parallelism is not None:
+            active = sum(1 for f in step.after if f.phase in ("Pending", "Running"))
+            assert active <= step.spec.parallelism
+        states = step.plan.status.tasks or {}
+        assert all((s.attempts or 0) <= max_attempts(tasks[name].retry) for name, s in states.items())
+        if not deletions:
+            assert all(s.reason != "JobLost" for s in states.values())
+        if step.spec.failure_policy != "ContinueIndependent" and any(s.phase == "Failed" for s in states.values()):
+            assert step.plan.create == ()
+            failed_for_good = True
+        phase = step.plan.status.phase
+        if final_phase is None and phase in TERMINAL_PHASES:
+            final_phase = phase
+            # Succeeded exactly when every task had succeeded by then.
+            assert (phase == "Succeeded") == (succeeded == set(tasks)), (phase, succeeded)
+        elif final_phase is not None:
+            assert phase == final_phase, "a final TaskJob changed phase"
+    assert final_phase is not None, "the TaskJob never finished"
+
+
+@SETTINGS
+@given(
+    scenarios(),
+    st.sampled_from([0.0, 0.0, 3.0, 10.0]),
+    st.lists(st.integers(1, 200), max_size=2),
+    st.integers(0, 2**16),
+)
+def test_random_runs_keep_every_promise_despite_watch_lag_and_deleted_jobs(
+    scenario: tuple[TaskJobSpec, dict[str, list[Outcome]], list[tuple[float, dict[str, Any]]]],
+    lag: float,
+    deletions: list[int],
+    seed: int,
+) -> None:
+    spec, script, changes = scenario
+    run = simulate(spec, scripted(script), lag=lag, spec_changes=changes, deletions=deletions, seed=seed)
+    check(run, deletions=bool(deletions))
+
+
+@SETTINGS
+@given(scenarios(), st.integers(0, 2**16))
+def test_random_runs_keep_every_promise_when_reconciles_read_stale_statuses(
+    scenario: tuple[TaskJobSpec, dict[str, list[Outcome]], list[tuple[float, dict[str, Any]]]], seed: int
+) -> None:
+    spec, script, changes = scenario
+    run = simulate(spec, scripted(script), stale_rate=0.3, spec_changes=changes, seed=seed)
+    check(run, deletions=False)
+
+
+def test_the_simulator_reaches_the_end_of_a_plain_diamond() -> None:
+    spec = TaskJobSpec.model_validate(
+        {
+            "tasks": [
+                {"name": "a"},
+                {"name": "b", "dependsOn": ["a"]},
+                {"name": "c", "dependsOn": ["a"]},
+                {"name": "d", "dependsOn": ["b", "c"]},
+            ]
+        }
+    )
+    run = simulate(spec, scripted({"b": [Outcome(exit_code=1)]}))
+    check(run, deletions=False)
+    assert run.status is not None and run.status.phase == "Succeeded"
+    starts = {(j.task, j.attempt): (j.created - T0).total_seconds() for j in run.cluster.jobs.values()}
+    # a runs 1+5 s; b fails at 12 and retries 10 s later; d starts when b's retry succeeds at 28.
+    assert starts == {("a", 1): 0, ("b", 1): 6, ("c", 1): 6, ("b", 2): 22, ("d", 1): 28}
