@@ -714,6 +714,10 @@ def retry(ctx: click.Context, name: str, tasks: tuple[str, ...], namespace: str 
 @click.option("--webhook-host", default=None, help="DNS name of the webhook (for its certificate).")
 @click.option("--webhook-service", default=None, help="Service the webhook configuration points to.")
 @click.option("--webhook-service-namespace", default=None, help="Namespace of that Service.")
+@click.option("--webhook-cert-dir", default=None, metavar="DIR",
+              help="tls.crt, tls.key and ca.crt shared by all replicas (default: a self-signed certificate).")
+@click.option("--webhook-failure-policy", type=click.Choice(["Fail", "Ignore"]), default="Ignore", show_default=True,
+              help="What the API server does when the webhook cannot be reached.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
@@ -729,6 +733,8 @@ def operator(
     webhook_host: str | None,
     webhook_service: str | None,
     webhook_service_namespace: str | None,
+    webhook_cert_dir: str | None,
+    webhook_failure_policy: str,
     log_format: str,
     log_level: str,
     qps: float,
@@ -746,6 +752,8 @@ def operator(
         webhook_host=webhook_host,
         webhook_service=webhook_service,
         webhook_service_namespace=webhook_service_namespace,
+        webhook_cert_dir=webhook_cert_dir,
+        webhook_failure_policy=webhook_failure_policy,  # type: ignore[arg-type]
         log_format=log_format,  # type: ignore[arg-type]
         log_level=log_level,  # type: ignore[arg-type]
         client_qps=qps,

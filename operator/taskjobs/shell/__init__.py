@@ -1,0 +1,1 @@
+"""The imperative shell: kopf handlers, the Kubernetes client, and executing plans."""

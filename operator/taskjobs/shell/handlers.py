@@ -1,0 +1,141 @@
+"""kopf registration: watch TaskJobs and what they own, feed the store, queue reconciles.
+
+Only `on.event` handlers are used: they add no finalizer and no annotation to TaskJobs, so deleting a
+TaskJob never hangs when the operator is down. A Job or pod event wakes its TaskJob at once; timers
+exist only for backoff deadlines, timeouts and TTLs (the plan's requeue_after).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import kopf
+
+from .. import GROUP, PLURAL, VERSION
+from ..naming import LABEL_TASKJOB
+from ..validation import validate_taskjob
+from .kube import Kube
+from .leadership import PEERING_LIFETIME, PeeringGate
+from .options import OperatorOptions
+from .store import Key, Store
+from .workqueue import WorkQueue
+
+log = logging.getLogger("taskjob.handlers")
+
+
+def build_registry(
+    options: OperatorOptions,
+    store: Store,
+    queue: WorkQueue,
+    kube: Kube,
+    identity: str,
+    on_deleted: Callable[[Key], None] = lambda key: None,
+) -> kopf.OperatorRegistry:
+    """Return a kopf registry with every handler of the operator."""
+    registry = kopf.OperatorRegistry()
+    owned = {LABEL_TASKJOB: kopf.PRESENT}
+    background: list[asyncio.Task[None]] = []
+
+    async def seed() -> None:
+        """Load every TaskJob and owned object, so a reconcile never acts on a partial view."""
+        store.clear()
+        for namespace in options.namespaces or (None,):
+            for body in await kube.list_taskjobs(namespace):
+                store.on_taskjob(None, body)
+            for body in await kube.list_owned("jobs", namespace):
+                store.on_job(None, body)
+            for body in await kube.list_owned("pods", namespace):
+                store.on_pod(None, body)
+            for body in await kube.list_owned("configmaps", namespace):
+                store.on_outputs(None, body)
+
+    async def gain() -> None:
+        await seed()  # the previous leader acted meanwhile: start from the world as it is
+        queue.resume()
+        for key in store.known():
+            queue.add(key)
+
+    def lose() -> None:
+        queue.enabled = False
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A private registry gets none of kopf's default login handlers: reuse the client's credentials.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # the operator posts its own, meaningful events
+        settings.watching.server_timeout = 270  # re-list before long-idle watches go stale silently
+        settings.watching.client_timeout = 300
+        settings.networking.request_timeout = 60
+        if options.webhook_port:
+            from .webhook import configure_webhook
+
+            configure_webhook(settings, options)
+        queue.start()
+        if options.peering:
+            settings.peering.lifetime = PEERING_LIFETIME
+            queue.enabled = False  # until the peering gate says this replica acts
+            gate = PeeringGate(kube, options.peering, options.namespaces, identity, options.priority, gain, lose)
+            background.append(asyncio.create_task(gate.run(), name="taskjob-peering-gate"))
+        else:
+            # Seed the store before any reconcile, so a restarted operator sees every Job it created
+            # and neither relaunches an attempt nor inflates attempt counts.
+            await gain()
+        log.info("operator started: %d TaskJobs known", len(store.taskjobs))
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        for task in background:
+            task.cancel()
+        await queue.stop()
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def taskjob_event(event: kopf.RawEvent, **_: Any) -> None:
+        body = event["object"]
+        key = store.on_taskjob(event["type"], body)
+        if event["type"] == "DELETED":
+            queue.forget(key)
+            on_deleted(key)
+        else:
+            queue.add(key)
+
+    @kopf.on.event("batch", "v1", "jobs", labels=owned, registry=registry)
+    async def job_event(event: kopf.RawEvent, **_: Any) -> None:
+        key = store.on_job(event["type"], event["object"])
+        if key is not None and key in store.taskjobs:
+            queue.add(key)
+
+    @kopf.on.event("", "v1", "pods", labels=owned, registry=registry)
+    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        key = store.on_pod(event["type"], event["object"])
+        if key is not None and key in store.taskjobs:
+            queue.add(key)
+
+    @kopf.on.event("", "v1", "configmaps", labels=owned, registry=registry)
+    async def outputs_event(event: kopf.RawEvent, **_: Any) -> None:
+        store.on_outputs(event["type"], event["object"])
+
+    @kopf.on.probe(id="taskjobs", registry=registry)
+    def probe(**_: Any) -> int:
+        return len(store.taskjobs)
+
+    if options.webhook_port:
+
+        # failurePolicy Ignore (the default) admits TaskJobs while the operator is down; they are marked Invalid later.
+        @kopf.on.validate(
+            GROUP, VERSION, PLURAL, id="validate", registry=registry,
+            ignore_failures=options.webhook_failure_policy == "Ignore",
+        )
+        def admit(body: kopf.Body, **_: Any) -> None:
+            result = validate_taskjob(dict(body))
+            if not result.ok:
+                raise kopf.AdmissionError(
+                    "invalid TaskJob: " + "; ".join(f"{p.path}: {p.message}" for p in result.problems), code=422
+                )
+
+    return registry

@@ -1,0 +1,199 @@
+"""One reconcile of one TaskJob: read the store, ask the pure core what to do, do it.
+
+Everything is derived again on each run from the TaskJob and the Jobs it owns; every action is
+idempotent (a Job that already exists was created by an earlier run), so the process may die at
+any line and the next run picks up where it left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import mergepatch
+from ..actions import Plan
+from ..invalid import invalid_status
+from ..models import TaskJobMeta, TaskJobStatus, dump_status
+from ..naming import job_name
+from ..plan import plan
+from ..render import render_job, stop_job_patch
+from ..resolve import resolve_tasks
+from ..validation import output_references, validate_taskjob
+from . import metrics
+from .kube import Kube
+from .store import Key, Store, expected_fact
+
+log = logging.getLogger("taskjob.reconciler")
+
+
+def outputs_configmap(taskjob: str) -> str:
+    """Return the name of the ConfigMap holding a TaskJob's task outputs."""
+    return f"{taskjob}-outputs"
+
+
+class Reconciler:
+    """Turns a TaskJob key into API calls, via the pure plan."""
+
+    def __init__(self, store: Store, kube: Kube, clock: Any = None) -> None:
+        self.store = store
+        self.kube = kube
+        self.now = clock or (lambda: datetime.now(UTC))
+        self.phases: dict[Key, str] = {}
+
+    def forget(self, key: Key) -> None:
+        """Drop what is kept about a deleted TaskJob."""
+        self._set_phase(key, None)
+
+    def _set_phase(self, key: Key, phase: str | None) -> None:
+        old = self.phases.pop(key, None)
+        if old is not None:
+            metrics.TASKJOBS.labels(phase=old).dec()
+        if phase is not None:
+            self.phases[key] = phase
+            metrics.TASKJOBS.labels(phase=phase).inc()
+
+    async def __call__(self, key: Key) -> float | None:
+        """Reconcile one TaskJob; return seconds until it must be looked at again, or None."""
+        body = self.store.taskjobs.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        started = time.perf_counter()
+        try:
+            return await self._reconcile(key, body)
+        finally:
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+
+    async def _reconcile(self, key: Key, body: Mapping[str, Any]) -> float | None:
+        now = self.now()
+        prior_raw = self.store.status_of(key) or {}
+        result = validate_taskjob(body)
+        if not result.ok or result.taskjob is None:
+            status = invalid_status(result.problems, body["metadata"].get("generation", 1), prior_raw, now)
+            first = prior_raw.get("phase") != "Invalid"
+            await self._write_status(key, prior_raw, dump_status(status))
+            self._set_phase(key, "Invalid")
+            if first:
+                log.warning("TaskJob %s/%s is invalid: %s", *key, status.message)
+                await self._event(body, "Warning", "Invalid", status.message or "invalid TaskJob")
+            return None
+
+        taskjob = result.taskjob
+        meta = TaskJobMeta.model_validate(body["metadata"])
+        prior = TaskJobStatus.model_validate(prior_raw) if prior_raw else None
+        facts = self.store.facts(key)
+        the_plan = plan(meta, taskjob.spec, prior, facts, now)
+
+        await self._record_outputs(key, body, facts)
+        await self._execute(key, body, meta, taskjob.spec, facts, the_plan, now)
+        await self._write_status(key, prior_raw, dump_status(the_plan.status))
+        self._set_phase(key, the_plan.status.phase)
+        for event in the_plan.events:
+            _count(event.reason)
+            await self._event(body, event.type, event.reason, event.message)
+        _observe_durations(prior, the_plan.status)
+        if the_plan.delete_taskjob:
+            log.info("TaskJob %s/%s finished more than ttlSecondsAfterFinished ago: deleting it", *key)
+            await self.kube.delete_taskjob(key[0], key[1], meta.uid)
+            return None
+        return the_plan.requeue_after
+
+    async def _execute(
+        self, key: Key, body: Mapping[str, Any], meta: TaskJobMeta, spec: Any, facts: list[Any], the_plan: Plan,
+        now: datetime,
+    ) -> None:
+        if the_plan.create:
+            tasks = resolve_tasks(spec)
+            outputs = self.store.outputs_of(key, facts)
+
+            async def create(task_name: str, attempt: int) -> None:
+                task = tasks[task_name]
+                wanted = set(task.depends_on)
+                for text in (*(task.args or ()), *(task.command or ()), *(e.value or "" for e in task.env)):
+                    wanted.update(output_references(text))
+                inputs = {t: outputs[t] for t in wanted if t in outputs}
+                manifest = render_job(meta, task, attempt, inputs)
+                name = manifest["metadata"]["name"]
+                created = await self.kube.create_job(key[0], manifest)
+                log.info(
+                    "%s Job %s for task %s attempt %d of TaskJob %s/%s",
+                    "created" if created else "found existing", name, task_name, attempt, *key,
+                    extra={"taskjob": key[1], "task": task_name},
+                )
+                if created is not None:
+                    metrics.TASKS_STARTED.inc()
+                    self._observe_latency(key, task.depends_on, facts, now)
+                    self.store.on_job("ADDED", created)
+                else:
+                    self.store.expect(key, expected_fact(task_name, attempt, name, now))
+
+            await asyncio.gather(*(create(c.task, c.attempt) for c in the_plan.create))
+        for stop in the_plan.stop:
+            log.info("stopping Job %s of TaskJob %s/%s: %s", stop.job_name, *key, stop.reason)
+            await self.kube.patch_job(key[0], stop.job_name, stop_job_patch(stop.reason, stop.message))
+
+    def _observe_latency(self, key: Key, deps: tuple[str, ...], facts: list[Any], now: datetime) -> None:
+        """Scheduling latency: when the operator saw the last dependency finish -> this Job created."""
+        if not deps:
+            return
+        seen = [
+            self.store.finished_seen.get((key[0], f.job_name))
+            for f in facts
+            if f.task in deps and f.phase == "Succeeded"
+        ]
+        known = [s for s in seen if s is not None]
+        if known and len(known) == len(seen) >= len(deps):  # unknown after a restart: not measured
+            latency = (datetime.now(UTC) - max(known)).total_seconds()
+            metrics.SCHEDULING_LATENCY.observe(max(0.0, latency))
+
+    async def _record_outputs(self, key: Key, body: Mapping[str, Any], facts: list[Any]) -> None:
+        """Copy outputs of succeeded tasks into the TaskJob's ConfigMap, so they outlive their pods."""
+        recorded = self.store.outputs.get(key, {})
+        new = {
+            f.task: f.output
+            for f in facts
+            if f.phase == "Succeeded" and f.output is not None and recorded.get(f.task) != f.output
+        }
+        if new:
+            await self.kube.record_outputs(body, outputs_configmap(key[1]), new)
+            self.store.outputs.setdefault(key, {}).update(new)
+
+    async def _write_status(self, key: Key, prior: dict[str, Any], status: dict[str, Any]) -> None:
+        patch = mergepatch.diff(prior, status)
+        if not patch:
+            return
+        rv = await self.kube.patch_status(key[0], key[1], patch)
+        if rv is not None:
+            self.store.remember_write(key, rv, status)
+
+    async def _event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        try:
+            await self.kube.event(body, type_, reason, message)
+        except Exception as e:  # noqa: BLE001 - events are best effort
+            log.warning("could not record event %s on %s: %s", reason, body["metadata"]["name"], e)
+
+
+def _count(reason: str) -> None:
+    counter = {
+        "TaskSucceeded": metrics.TASKS_SUCCEEDED,
+        "TaskFailed": metrics.TASKS_FAILED,
+        "TaskRetrying": metrics.TASKS_RETRIED,
+    }.get(reason)
+    if counter is not None:
+        counter.inc()
+
+
+def _observe_durations(prior: TaskJobStatus | None, status: TaskJobStatus) -> None:
+    """Record the duration of every task that reached a final phase in this reconcile."""
+    before = (prior.tasks if prior else None) or {}
+    for name, state in (status.tasks or {}).items():
+        if state.phase in ("Succeeded", "Failed") and state.start_time and state.finish_time:
+            old = before.get(name)
+            if old is None or old.phase != state.phase:
+                metrics.TASK_DURATION.observe((state.finish_time - state.start_time).total_seconds())
+
+
+__all__ = ["Reconciler", "job_name", "outputs_configmap"]

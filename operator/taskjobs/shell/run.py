@@ -1,0 +1,66 @@
+"""`taskjob operator`: start the kopf operator with the shell's handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from typing import Any
+
+import kopf
+
+from .handlers import build_registry
+from .kube import Kube, load_config
+from .logs import configure_logging
+from .options import OperatorOptions
+from .reconciler import Reconciler
+from .store import Store
+from .workqueue import WorkQueue
+
+log = logging.getLogger("taskjob.operator")
+
+
+async def serve(options: OperatorOptions, stop_flag: asyncio.Event | None = None) -> None:
+    """Run the operator until stopped (SIGINT/SIGTERM, or `stop_flag` set)."""
+    load_config()
+    kube = Kube(qps=options.client_qps)
+    store = Store()
+    reconciler = Reconciler(store, kube)
+    queue = WorkQueue(reconciler)
+    identity = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+    registry = build_registry(options, store, queue, kube, identity, on_deleted=reconciler.forget)
+    if options.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(options.metrics_port, addr=options.health_host)
+    liveness = f"http://{options.health_host}:{options.health_port}/healthz" if options.health_port else None
+    await kopf.operator(
+        registry=registry,
+        clusterwide=not options.namespaces,
+        namespaces=list(options.namespaces),
+        standalone=options.peering is None,
+        peering_name=options.peering,
+        priority=options.priority,
+        liveness_endpoint=liveness,
+        stop_flag=stop_flag,
+        identity=kopf_identity(identity),
+    )
+
+
+def kopf_identity(identity: str) -> Any:
+    """Return the identity as kopf's type, so kopf's peering entries and our gate name the same replica."""
+    from kopf._core.engines.peering import Identity  # not re-exported; a NewType of str
+
+    return Identity(identity)
+
+
+def run_operator(options: OperatorOptions) -> None:
+    """Run the operator in the foreground."""
+    configure_logging(options.log_format, options.log_level)
+    log.info(
+        "starting taskjob operator (namespaces: %s, peering: %s)",
+        ", ".join(options.namespaces) or "all", options.peering or "standalone",
+    )
+    asyncio.run(serve(options))

@@ -1,0 +1,180 @@
+"""What the operator has seen: TaskJobs, their Jobs and pods, kept current by watch events.
+
+Reconciles read this instead of LISTing on every event. Jobs the operator just created but has not
+seen yet are kept as expectations (as the Job controller does), so a reconcile that runs before the
+watch delivers them neither launches the attempt twice nor exceeds parallelism.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..facts import AttemptFact
+from ..naming import LABEL_TASKJOB
+from ..observe import attempt_fact, pod_job_name
+
+Key = tuple[str, str]  # (namespace, taskjob name)
+Body = Mapping[str, Any]
+
+
+def _finished(job: Body) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
+
+
+def _rv(body: Body) -> int:
+    try:
+        return int(body.get("metadata", {}).get("resourceVersion") or 0)
+    except ValueError:  # resourceVersions are opaque; every API server we know uses integers
+        return 0
+
+
+@dataclass
+class Written:
+    """The status this operator last wrote, until the watch shows an object at least that new."""
+
+    resource_version: int
+    status: dict[str, Any]
+
+
+@dataclass
+class Store:
+    """In-memory view of the objects the operator owns, by TaskJob key."""
+
+    taskjobs: dict[Key, Body] = field(default_factory=dict)
+    jobs: dict[Key, dict[str, Body]] = field(default_factory=lambda: defaultdict(dict))
+    pods: dict[tuple[str, str], dict[str, Body]] = field(default_factory=lambda: defaultdict(dict))
+    outputs: dict[Key, dict[str, str]] = field(default_factory=dict)  # from the outputs ConfigMap
+    expected: dict[Key, dict[str, AttemptFact]] = field(default_factory=lambda: defaultdict(dict))
+    written: dict[Key, Written] = field(default_factory=dict)
+    finished_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (ns, job) -> first seen done
+
+    # ---- updates from watch events (type None = initial listing)
+
+    def on_taskjob(self, event_type: str | None, body: Body) -> Key:
+        """Record a TaskJob event; return its key."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if event_type == "DELETED":
+            self.forget(key)
+        else:
+            self.taskjobs[key] = body
+            written = self.written.get(key)
+            if written and _rv(body) >= written.resource_version:
+                del self.written[key]
+        return key
+
+    def on_job(self, event_type: str | None, body: Body) -> Key | None:
+        """Record a Job event; return the key of the TaskJob it belongs to."""
+        meta = body["metadata"]
+        owner = meta.get("labels", {}).get(LABEL_TASKJOB)
+        if not owner:
+            return None
+        key = (meta["namespace"], owner)
+        name = meta["name"]
+        if event_type == "DELETED":
+            self.jobs[key].pop(name, None)
+            self.pods.pop((meta["namespace"], name), None)
+            self.finished_seen.pop((meta["namespace"], name), None)
+        else:
+            self.jobs[key][name] = body
+            self.expected[key].pop(name, None)
+            if event_type is not None and _finished(body) and (meta["namespace"], name) not in self.finished_seen:
+                self.finished_seen[(meta["namespace"], name)] = datetime.now(UTC)
+        return key
+
+    def on_pod(self, event_type: str | None, body: Body) -> Key | None:
+        """Record a pod event; return the key of the TaskJob it belongs to."""
+        meta = body["metadata"]
+        owner = meta.get("labels", {}).get(LABEL_TASKJOB)
+        job = pod_job_name(body)
+        if not owner or not job:
+            return None
+        bucket = self.pods[(meta["namespace"], job)]
+        if event_type == "DELETED":
+            bucket.pop(meta["name"], None)
+        else:
+            bucket[meta["name"]] = body
+        return (meta["namespace"], owner)
+
+    def on_outputs(self, event_type: str | None, body: Body) -> None:
+        """Record the outputs ConfigMap of a TaskJob."""
+        meta = body["metadata"]
+        owner = meta.get("labels", {}).get(LABEL_TASKJOB)
+        if not owner:
+            return
+        key = (meta["namespace"], owner)
+        if event_type == "DELETED":
+            self.outputs.pop(key, None)
+        else:
+            self.outputs[key] = dict(body.get("data") or {})
+
+    def clear(self) -> None:
+        """Forget everything (before loading the world again); our own unobserved writes are kept."""
+        self.taskjobs.clear()
+        self.jobs.clear()
+        self.pods.clear()
+        self.outputs.clear()
+
+    def forget(self, key: Key) -> None:
+        """Drop everything about a deleted TaskJob (its Jobs and pods go with it by garbage collection)."""
+        self.taskjobs.pop(key, None)
+        for name in self.jobs.pop(key, {}):
+            self.pods.pop((key[0], name), None)
+            self.finished_seen.pop((key[0], name), None)
+        self.expected.pop(key, None)
+        self.written.pop(key, None)
+        self.outputs.pop(key, None)
+
+    # ---- reads for a reconcile
+
+    def status_of(self, key: Key) -> dict[str, Any] | None:
+        """Return the freshest status: ours if the watch has not caught up with our last write."""
+        written = self.written.get(key)
+        if written is not None:
+            return written.status
+        body = self.taskjobs.get(key)
+        return dict(body.get("status") or {}) if body else None
+
+    def remember_write(self, key: Key, resource_version: int, status: dict[str, Any]) -> None:
+        """Record a status write so the next reconcile does not read an older one from the watch."""
+        body = self.taskjobs.get(key)
+        if body is None or _rv(body) < resource_version:
+            self.written[key] = Written(resource_version, status)
+
+    def expect(self, key: Key, fact: AttemptFact) -> None:
+        """Remember a Job this operator created (or found existing) until the watch shows it."""
+        if fact.job_name not in self.jobs[key]:
+            self.expected[key][fact.job_name] = fact
+
+    def facts(self, key: Key) -> list[AttemptFact]:
+        """Return what is known of every attempt of the TaskJob's tasks."""
+        namespace = key[0]
+        result: list[AttemptFact] = []
+        for name, job in self.jobs.get(key, {}).items():
+            fact = attempt_fact(job, list(self.pods.get((namespace, name), {}).values()))
+            if fact is not None:
+                result.append(fact)
+        result.extend(self.expected.get(key, {}).values())
+        return result
+
+    def outputs_of(self, key: Key, facts: list[AttemptFact]) -> dict[str, str]:
+        """Return task outputs: recorded ones, plus any a succeeded pod shows that are not recorded yet."""
+        outputs = dict(self.outputs.get(key, {}))
+        for fact in facts:
+            if fact.phase == "Succeeded" and fact.output is not None:
+                outputs.setdefault(fact.task, fact.output)
+        return outputs
+
+    def known(self) -> Iterator[Key]:
+        """Return the keys of every known TaskJob."""
+        return iter(list(self.taskjobs))
+
+
+def expected_fact(task: str, attempt: int, job_name: str, now: datetime) -> AttemptFact:
+    """Return the fact for a Job just created and not yet observed."""
+    return AttemptFact(task=task, attempt=attempt, job_name=job_name, phase="Pending", created=now)

@@ -1,0 +1,43 @@
+"""Fixtures for tests that run the operator as a real process against the testenv."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from operator_harness import CRD, ROOT, OperatorProcess, TaskJobs
+
+
+@pytest.fixture(scope="session")
+def taskjob_crd(kubeconfig: str) -> None:
+    """The TaskJob CRD, applied and Established."""
+    kubectl_bin = ROOT / ".testenv" / "bin" / "kubectl"
+    run = [str(kubectl_bin), "--kubeconfig", kubeconfig]
+    subprocess.run(
+        [*run, "apply", "--server-side", "--force-conflicts", "-f", str(CRD)], check=True, capture_output=True
+    )
+    subprocess.run(
+        [*run, "wait", "--for=condition=Established", "--timeout=60s", "crd/taskjobs.taskjob.dev"],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def operator(kubeconfig: str, namespace: str, taskjob_crd: None, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """The operator running against the test's namespace; its log must show no traceback."""
+    op = OperatorProcess(kubeconfig, [namespace], tmp_path).start()
+    yield op
+    op.stop()
+    logs = op.logs()
+    tracebacks = [m.start() for m in re.finditer("Traceback", logs)]
+    assert not tracebacks, f"operator logged a traceback:\n{logs[tracebacks[0] - 2000 : tracebacks[0] + 3000]}"
+
+
+@pytest.fixture
+def taskjobs(api_client: Any, namespace: str) -> TaskJobs:
+    return TaskJobs(api_client, namespace)

@@ -1,0 +1,194 @@
+"""The operator, as a real process, running TaskJobs on the real control plane (issue 3's acceptance)."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.client.rest import ApiException
+from operator_harness import ROOT, OperatorProcess, TaskJobs, poll
+from outcomes import pod_outcomes
+
+pytestmark = pytest.mark.cluster
+
+DIAMOND = ROOT / "examples" / "diamond.yaml"
+
+
+def taskjob(name: str, tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    spec.setdefault("defaults", {"image": "busybox:1.36", "retry": {"backoff": {"delaySeconds": 1}}})
+    return {
+        "apiVersion": "taskjob.dev/v1alpha1",
+        "kind": "TaskJob",
+        "metadata": {"name": name},
+        "spec": {**spec, "tasks": tasks},
+    }
+
+
+def task(name: str, deps: list[str] | None = None, **fields: Any) -> dict[str, Any]:
+    return {"name": name, **({"dependsOn": deps} if deps else {}), **fields}
+
+
+def attempts_by_task(tj: TaskJobs, name: str) -> Counter[tuple[str, str]]:
+    return Counter(
+        (j.metadata.labels["taskjob.dev/task"], j.metadata.labels["taskjob.dev/attempt"]) for j in tj.jobs(name)
+    )
+
+
+def test_diamond_succeeds_with_jobs_in_dependency_order(operator: OperatorProcess, taskjobs: TaskJobs) -> None:
+    taskjobs.create(DIAMOND)
+    status = taskjobs.wait_phase("diamond", "Succeeded")
+    assert status["progress"] == "4/4"
+    assert len(status["tasks"]) == 4
+    assert all(s["phase"] == "Succeeded" for s in status["tasks"].values())
+    manifest = yaml.safe_load(DIAMOND.read_text())
+    deps = {t["name"]: t.get("dependsOn", []) for t in manifest["spec"]["tasks"]}
+    jobs = {j.metadata.labels["taskjob.dev/task"]: j for j in taskjobs.jobs("diamond")}
+    assert set(jobs) == set(deps)
+    for name, ds in deps.items():
+        job = jobs[name]
+        assert job.spec.backoff_limit == 0
+        assert job.metadata.owner_references[0].kind == "TaskJob"
+        for d in ds:  # a dependent's Job is created only after its dependency's Job completed
+            assert jobs[d].status.completion_time <= job.metadata.creation_timestamp, (d, name)
+    reasons = {e.reason for e in taskjobs.events("diamond")}
+    assert {"TaskStarted", "TaskSucceeded", "Succeeded"} <= reasons
+
+
+def test_flaky_task_succeeds_on_third_attempt_after_backoff(operator: OperatorProcess, taskjobs: TaskJobs) -> None:
+    flaky = task(
+        "flaky",
+        retry={"limit": 3, "backoff": {"delaySeconds": 2, "factor": 2}},
+        podTemplate={"metadata": {"annotations": pod_outcomes({1: 1, 2: 1, 3: 0})}},
+    )
+    taskjobs.create(taskjob("flaky", [flaky]))
+    status = taskjobs.wait_phase("flaky", "Succeeded")
+    assert status["tasks"]["flaky"]["attempts"] == 3
+    jobs = taskjobs.jobs("flaky")
+    assert [j.metadata.labels["taskjob.dev/attempt"] for j in jobs] == ["1", "2", "3"]
+    # The wait after attempt n fails is delaySeconds·factor^(n-1): 2 s, then 4 s.
+    for failed, retry, wait in ((jobs[0], jobs[1], 2), (jobs[1], jobs[2], 4)):
+        finished = next(c.last_transition_time for c in failed.status.conditions if c.type == "Failed")
+        gap = (retry.metadata.creation_timestamp - finished).total_seconds()
+        assert wait - 1 <= gap <= wait + 3, f"gap {gap}s, expected about {wait}s"
+    assert any(e.reason == "TaskRetrying" for e in taskjobs.events("flaky"))
+
+
+def test_task_failing_for_good_fails_fast_and_skips_dependents(operator: OperatorProcess, taskjobs: TaskJobs) -> None:
+    bad = task("bad", retry={"limit": 1}, podTemplate={"metadata": {"annotations": pod_outcomes(7)}})
+    taskjobs.create(taskjob("doomed", [bad, task("after", ["bad"]), task("last", ["after"])]))
+    status = taskjobs.wait_phase("doomed", "Failed")
+    assert status["tasks"]["bad"]["phase"] == "Failed"
+    assert status["tasks"]["bad"]["attempts"] == 2  # limit 1: at most limit+1 attempts
+    assert status["tasks"]["bad"]["exitCode"] == 7
+    assert status["tasks"]["after"]["phase"] == "Skipped"
+    assert status["tasks"]["last"]["phase"] == "Skipped"
+    assert "bad" in status["message"]
+    assert sorted(attempts_by_task(taskjobs, "doomed")) == [("bad", "1"), ("bad", "2")]
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions["Failed"] == "True"
+
+
+def test_killed_operator_resumes_without_duplicate_or_lost_attempts(
+    operator: OperatorProcess, taskjobs: TaskJobs
+) -> None:
+    slow = {"metadata": {"annotations": pod_outcomes(0, duration_ms=1500)}}
+    flaky = {"metadata": {"annotations": pod_outcomes({1: 1, 2: 0}, duration_ms=1500)}}
+    tasks = [task("a", podTemplate=slow)]
+    tasks += [task(f"m{i}", ["a"], podTemplate=flaky if i % 2 else slow) for i in range(4)]
+    tasks += [task("z", [f"m{i}" for i in range(4)], podTemplate=slow)]
+    taskjobs.create(taskjob("crashy", tasks))
+    for _ in range(3):  # kill while work is in flight, then restart
+        poll(lambda: taskjobs.status("crashy").get("running"), 60, "a running task")
+        operator.kill()
+        operator.start()
+    status = taskjobs.wait_phase("crashy", ("Succeeded", "Failed"), timeout=120)
+    assert status["phase"] == "Succeeded", status.get("message")
+    per_attempt = attempts_by_task(taskjobs, "crashy")
+    assert max(per_attempt.values()) == 1, f"a (task, attempt) has two Jobs: {per_attempt}"
+    for i in range(4):  # flaky ones needed exactly two attempts; steady ones exactly one
+        assert status["tasks"][f"m{i}"]["attempts"] == (2 if i % 2 else 1)
+    assert status["tasks"]["a"]["attempts"] == 1 and status["tasks"]["z"]["attempts"] == 1
+
+
+def test_cyclic_taskjob_is_invalid_with_the_cycle_named(operator: OperatorProcess, taskjobs: TaskJobs) -> None:
+    taskjobs.create(taskjob("loop", [task("a", ["c"]), task("b", ["a"]), task("c", ["b"])]))
+    status = taskjobs.wait_phase("loop", "Invalid", timeout=30)
+    assert "a → b → c → a" in status["message"]
+    assert "spec.tasks[0].dependsOn" in status["message"]
+    assert taskjobs.jobs("loop") == []
+    poll(
+        lambda: any(e.reason == "Invalid" and e.type == "Warning" for e in taskjobs.events("loop")),
+        15,
+        "a Warning event",
+    )
+
+
+def test_deleting_a_taskjob_deletes_its_jobs(operator: OperatorProcess, taskjobs: TaskJobs) -> None:
+    long = {"metadata": {"annotations": pod_outcomes(0, duration_ms=60000)}}
+    taskjobs.create(taskjob("gone", [task("a", podTemplate=long), task("b", podTemplate=long)]))
+    poll(lambda: len(taskjobs.jobs("gone")) == 2, 30, "two Jobs")
+    taskjobs.delete("gone")  # no finalizer: deletion does not wait for the operator
+    poll(lambda: not taskjobs.jobs("gone"), 60, "the garbage collector to delete the Jobs")
+
+
+def test_suspend_holds_and_resume_continues(operator: OperatorProcess, taskjobs: TaskJobs) -> None:
+    taskjobs.create(taskjob("paused", [task("a"), task("b", ["a"])], suspend=True))
+    status = taskjobs.wait_phase("paused", "Suspended", timeout=30)
+    assert taskjobs.jobs("paused") == []
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Suspended"] == "True"
+    taskjobs.patch_spec("paused", {"suspend": False})
+    status = taskjobs.wait_phase("paused", "Succeeded")
+    assert status["progress"] == "2/2"
+
+
+def test_pod_that_cannot_start_shows_why_then_fails_after_startup_timeout(
+    operator: OperatorProcess, taskjobs: TaskJobs
+) -> None:
+    stuck = task(
+        "stuck",
+        startupTimeoutSeconds=5,
+        retry={"limit": 0},
+        podTemplate={"metadata": {"annotations": pod_outcomes(0, never_start="ImagePullBackOff")}},
+    )
+    taskjobs.create(taskjob("stuck", [stuck]))
+    poll(
+        lambda: taskjobs.status("stuck").get("tasks", {}).get("stuck", {}).get("reason") == "ImagePullBackOff",
+        30,
+        "the waiting reason in the task status",
+    )
+    status = taskjobs.wait_phase("stuck", "Failed", timeout=60)
+    assert status["tasks"]["stuck"]["reason"] == "StartupTimeout"
+
+
+def test_spec_tasks_cannot_change_after_creation(operator: OperatorProcess, taskjobs: TaskJobs) -> None:
+    taskjobs.create(taskjob("fixed", [task("a")], suspend=True))
+    body = taskjobs.get("fixed")
+    changed = copy.deepcopy(body["spec"]["tasks"])
+    changed.append({"name": "b"})
+    with pytest.raises(ApiException) as err:
+        taskjobs.patch_spec("fixed", {"tasks": changed})
+    assert err.value.status == 422
+    assert "spec.tasks cannot change after creation" in str(err.value.body)
+    taskjobs.patch_spec("fixed", {"parallelism": 3})  # other fields may change
+
+
+def test_metrics_count_what_happened(operator: OperatorProcess, taskjobs: TaskJobs) -> None:
+    flaky = task("flaky", podTemplate={"metadata": {"annotations": pod_outcomes({1: 1, 2: 0})}})
+    taskjobs.create(taskjob("counted", [task("a"), flaky, task("b", ["a", "flaky"])]))
+    taskjobs.wait_phase("counted", "Succeeded")
+
+    def sample(name: str, labels: str = "") -> float:
+        line = next(ln for ln in operator.metrics().splitlines() if ln.startswith(name + labels + " "))
+        return float(line.split()[-1])
+
+    poll(lambda: sample("taskjob_tasks_succeeded_total") == 3, 10, "3 succeeded tasks counted")
+    assert sample("taskjob_tasks_started_total") == 4  # a, flaky twice, b
+    assert sample("taskjob_tasks_retried_total") == 1
+    assert sample("taskjob_tasks_failed_total") == 0
+    assert sample("taskjob_taskjobs", '{phase="Succeeded"}') == 1
+    assert sample("taskjob_scheduling_latency_seconds_count") == 1  # b, after its last dependency
+    assert sample("taskjob_task_duration_seconds_count") == 3
+    assert sample("taskjob_reconcile_duration_seconds_count") >= 4

@@ -1,0 +1,68 @@
+"""The admission webhook rejects invalid TaskJobs at `kubectl apply`, naming the field and the cycle."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from operator_harness import OperatorProcess, free_port, poll
+
+pytestmark = pytest.mark.cluster
+
+CYCLIC = """
+apiVersion: taskjob.dev/v1alpha1
+kind: TaskJob
+metadata: {name: loop}
+spec:
+  defaults: {image: busybox:1.36}
+  tasks:
+  - {name: a, dependsOn: [c]}
+  - {name: b, dependsOn: [a]}
+  - {name: c, dependsOn: [b]}
+"""
+
+
+@pytest.fixture
+def webhook_operator(
+    kubeconfig: str, namespace: str, taskjob_crd: None, tmp_path: Path, kubectl: Callable[..., str]
+) -> Iterator[OperatorProcess]:
+    port = free_port()
+    op = OperatorProcess(
+        kubeconfig, [namespace], tmp_path, extra=["--webhook-port", str(port), "--webhook-host", "127.0.0.1"]
+    ).start()
+    poll(lambda: "taskjob.dev" in kubectl("get", "validatingwebhookconfigurations", "-o", "name"), 30,
+         "kopf to register the webhook configuration")
+    yield op
+    op.stop()
+    # The configuration outlives the process (failurePolicy Ignore keeps that harmless); tidy it anyway.
+    kubectl("delete", "validatingwebhookconfiguration", "taskjob.dev", "--ignore-not-found")
+
+
+def test_apply_of_a_cyclic_taskjob_fails_with_the_cycle(
+    webhook_operator: OperatorProcess, namespace: str, kubectl: Callable[..., str], testenv: Any, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "loop.yaml"
+    manifest.write_text(CYCLIC)
+    apply = [testenv.tool("kubectl"), "--kubeconfig", str(testenv.kubeconfig), "apply", "-n", namespace, "-f",
+             str(manifest)]
+
+    def rejected() -> str | None:
+        proc = subprocess.run(apply, capture_output=True, text=True, env=testenv.env(), timeout=60)
+        if proc.returncode != 0:
+            return proc.stderr
+        kubectl("delete", "-n", namespace, "-f", str(manifest), "--ignore-not-found")
+        return None  # admitted: the webhook was not serving yet
+
+    error = poll(rejected, 30, "the webhook to reject the cyclic TaskJob")
+    assert "a → b → c → a" in error
+    assert "spec.tasks[0].dependsOn" in error
+
+    valid = yaml.safe_load(CYCLIC)
+    valid["metadata"]["name"] = "fine"
+    valid["spec"]["tasks"][0].pop("dependsOn")
+    manifest.write_text(yaml.safe_dump(valid, allow_unicode=True))
+    kubectl("apply", "-n", namespace, "-f", str(manifest))

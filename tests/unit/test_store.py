@@ -1,0 +1,62 @@
+"""The store: what a reconcile sees right after it acted, before the watch catches up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from taskjobs.shell.store import Store, expected_fact
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def taskjob(rv: int, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": "tj", "namespace": "ns", "resourceVersion": str(rv)}, "status": status or {}}
+
+
+def job(name: str, task: str, attempt: int) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "creationTimestamp": "2026-11-23T12:00:00Z",
+            "labels": {"taskjob.dev/taskjob": "tj", "taskjob.dev/task": task, "taskjob.dev/attempt": str(attempt)},
+        },
+        "spec": {},
+        "status": {},
+    }
+
+
+def test_a_created_job_not_yet_watched_still_counts_as_an_attempt() -> None:
+    store = Store()
+    key = store.on_taskjob(None, taskjob(1))
+    store.expect(key, expected_fact("a", 1, "tj-a-1", NOW))
+    assert [(f.task, f.attempt, f.phase) for f in store.facts(key)] == [("a", 1, "Pending")]
+    store.on_job("ADDED", job("tj-a-1", "a", 1))  # the watch delivers it: one fact, not two
+    assert [(f.task, f.attempt) for f in store.facts(key)] == [("a", 1)]
+
+
+def test_own_status_write_wins_until_the_watch_shows_it() -> None:
+    store = Store()
+    key = store.on_taskjob(None, taskjob(5, {"phase": "Pending"}))
+    store.remember_write(key, 7, {"phase": "Running"})
+    store.on_taskjob("MODIFIED", taskjob(6, {"phase": "Pending"}))  # an older event arriving late
+    assert store.status_of(key) == {"phase": "Running"}
+    store.on_taskjob("MODIFIED", taskjob(7, {"phase": "Running", "progress": "0/1"}))
+    assert store.status_of(key) == {"phase": "Running", "progress": "0/1"}
+
+
+def test_deleting_a_taskjob_forgets_its_jobs_and_pods() -> None:
+    store = Store()
+    key = store.on_taskjob(None, taskjob(1))
+    store.on_job(None, job("tj-a-1", "a", 1))
+    store.on_taskjob("DELETED", taskjob(2))
+    assert store.facts(key) == []
+    assert key not in store.taskjobs
+
+
+def test_jobs_without_our_label_are_ignored() -> None:
+    store = Store()
+    foreign = job("other", "a", 1)
+    del foreign["metadata"]["labels"]["taskjob.dev/taskjob"]
+    assert store.on_job("ADDED", foreign) is None
