@@ -1,12 +1,52 @@
-# Each target is a thin call into a script; see docs/testing.md.
+# Each target is a thin call into the real tools; see README.md and docs/testing.md.
 .DEFAULT_GOAL := help
-.PHONY: help testenv testenv-down
+.PHONY: help install run test test-unit lint crd testenv testenv-down operator demo deploy bench soak
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Install taskjob and its test tools into .venv
+
+run: $(STAMP) ## Run the ETL example locally, no cluster (prints 110)
+	$(VENV)/bin/taskjob run examples/etl-pipeline.yaml
+
+test: $(STAMP) testenv ## Run every test: unit, then the operator on the real control plane
+	$(PY) -m pytest tests -q
+
+test-unit: $(STAMP) ## Run the tests that need no cluster
+	$(PY) -m pytest tests -q -m 'not cluster'
+
+lint: $(STAMP) ## ruff and mypy --strict on the package
+	$(VENV)/bin/ruff check operator/taskjobs tests
+	$(VENV)/bin/mypy operator/taskjobs
+
+crd: $(STAMP) ## Regenerate the CRD from the models (and the chart's copy)
+	$(PY) -m taskjobs.crd --write
+	cp crds/taskjob.dev_taskjobs.yaml charts/taskjob-operator/crds/taskjob.dev_taskjobs.yaml
 
 testenv: ## Build (once, cached) and start the local control plane; writes .testenv/kubeconfig
 	@tests/testenv/up.sh
 
 testenv-down: ## Stop the local control plane and remove .testenv/
 	@tests/testenv/down.sh
+
+operator: $(STAMP) testenv ## Run the operator against the testenv (Ctrl-C stops it)
+	.testenv/bin/kubectl --kubeconfig .testenv/kubeconfig apply --server-side -f crds/
+	KUBECONFIG=.testenv/kubeconfig $(VENV)/bin/taskjob operator
+
+demo: $(STAMP) testenv ## Apply examples/diamond.yaml on the testenv with the operator running, and watch it
+	@tests/testenv/demo.sh
+
+deploy: ## helm install the operator into the current kube context (kind/k3d/cloud)
+	helm upgrade --install taskjob charts/taskjob-operator -n taskjob-system --create-namespace
