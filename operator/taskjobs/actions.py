@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from .models import TaskJobStatus
+from .naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS
 
 
 class CreateJob(BaseModel):
@@ -33,6 +35,25 @@ class Event(BaseModel):
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
+
+
+class RetryRequest(BaseModel):
+    """A manual retry (`taskjob retry`): re-run failed and skipped tasks, keeping succeeded ones."""
+
+    model_config = ConfigDict(frozen=True)
+    nonce: str  # a new value asks again; the status records the last one applied
+    tasks: tuple[str, ...] | None = None  # None: every Failed and Skipped task
+
+    @classmethod
+    def from_annotations(cls, annotations: Mapping[str, str] | None) -> RetryRequest | None:
+        """Return the retry asked for with `taskjob retry` (the TaskJob's annotations), if any."""
+        annotations = annotations or {}
+        nonce = annotations.get(ANNOTATION_RETRY)
+        if not nonce:
+            return None
+        listed = annotations.get(ANNOTATION_RETRY_TASKS)
+        tasks = tuple(t.strip() for t in listed.split(",") if t.strip()) if listed else None
+        return cls(nonce=nonce, tasks=tasks)
 
 
 class Plan(BaseModel):

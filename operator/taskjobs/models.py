@@ -247,6 +247,14 @@ class TaskState(StatusModel):
     )
     message: str | None = Field(None, max_length=MAX_MESSAGE, description="Human-readable detail.")
     next_retry_time: Timestamp | None = Field(None, description="When the next attempt starts (Retrying).")
+    retry_base: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "Attempts made before the last manual retry (taskjob retry); the retry limit counts the "
+            "attempts after these."
+        ),
+    )
 
 
 class Condition(StatusModel):
@@ -276,6 +284,9 @@ class TaskJobStatus(StatusModel):
     start_time: Timestamp | None = Field(None, description="When the operator first acted on the TaskJob.")
     completion_time: Timestamp | None = Field(None, description="When the TaskJob reached a final phase.")
     observed_generation: int | None = Field(None, description="The spec generation this status reflects.")
+    observed_retry: str | None = Field(
+        None, description="The last manual retry request applied (the taskjob.dev/retry annotation's value)."
+    )
     message: str | None = Field(None, max_length=MAX_MESSAGE, description="One human sentence on the state.")
     conditions: list[Condition] | None = Field(
         None,

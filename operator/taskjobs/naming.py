@@ -10,6 +10,9 @@ LABEL_TASKJOB = "taskjob.dev/taskjob"
 LABEL_TASK = "taskjob.dev/task"
 LABEL_ATTEMPT = "taskjob.dev/attempt"
 
+ANNOTATION_RETRY = "taskjob.dev/retry"  # a new value asks the operator for a manual retry
+ANNOTATION_RETRY_TASKS = "taskjob.dev/retry-tasks"  # optional: comma-separated tasks to retry
+
 
 def job_name(taskjob: str, task: str, attempt: int) -> str:
     """Return the Job name for one attempt of one task: `<taskjob>-<task>-<attempt>`, hashed past 63 chars."""

@@ -35,6 +35,12 @@ Then the TaskJob-wide rules:
 - A Job still running for a task that is final (stopped at the deadline) gets a StopJob until its Job
   shows the stop was seen, so a lost stop is repeated.
 
+Manual retry (`taskjob retry`, a new nonce in the taskjob.dev/retry annotation): the chosen Failed
+tasks (default: all), the Skipped tasks below them and, without a task list, every Skipped task start
+again. Each keeps its attempt count as `retryBase`: attempt numbers continue (Job names never repeat),
+older attempts are history, and the retry limit counts only the attempts after the base. Succeeded
+tasks and their outputs are kept. The retry does not extend activeDeadlineSeconds (patch it first).
+
 Status stays small: empty fields are omitted, a Waiting task is just {"phase": "Waiting"}, and in a
 TaskJob of more than COMPACT_TASKS tasks succeeded and skipped tasks record only phase, attempts and
 reason (their Jobs, found by label, have the times), so 10,000 tasks stay well under etcd's limit.
@@ -47,7 +53,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from . import dag
-from .actions import CreateJob, Event, Plan, StopJob
+from .actions import CreateJob, Event, Plan, RetryRequest, StopJob
 from .backoff import is_non_retriable, max_attempts, next_retry_time, retry_delay
 from .facts import AttemptFact
 from .models import (
@@ -76,13 +82,14 @@ def plan(
     status: TaskJobStatus | None,
     attempts: Iterable[AttemptFact],
     now: datetime,
+    retry: RetryRequest | None = None,
 ) -> Plan:
     """Return the new status and the actions that move the TaskJob on from what was observed.
 
     `spec` must be valid (dag.build accepts it); `status` is the last written status (possibly stale,
-    or None); `attempts` are the observed Jobs, any number per task.
+    or None); `attempts` are the observed Jobs, any number per task; `retry` a manual retry request.
     """
-    return _Planner(meta, spec, status, now).run(attempts)
+    return _Planner(meta, spec, status, now).run(attempts, retry)
 
 
 def _plural(n: int, word: str) -> str:
@@ -126,6 +133,8 @@ class _Planner:
         self.wakeups: list[datetime] = []
         self.stops: dict[str, StopJob] = {}
         self.replaced: dict[str, TaskState] = {}  # state of each task created now, before its creation
+        self.bases: dict[str, int] = {n: s.retry_base for n, s in self.prev_tasks.items() if s.retry_base}
+        self.reset: set[str] = set()  # tasks a new manual retry starts again
 
     def task(self, name: str) -> ResolvedTask:
         """Return a task's effective settings."""
@@ -136,11 +145,21 @@ class _Planner:
 
     # ------------------------------------------------------------------ the whole
 
-    def run(self, attempts: Iterable[AttemptFact]) -> Plan:
-        earliest = self._index(attempts)
+    def run(self, attempts: Iterable[AttemptFact], retry: RetryRequest | None = None) -> Plan:
+        facts = list(attempts)
+        applied = self.prev.observed_retry if self.prev else None
+        if retry is not None and retry.nonce != applied:
+            self._start_retry(retry, facts)
+            applied = retry.nonce
+        # Attempts before a manual retry are history: they neither decide the task nor count to its limit.
+        earliest = self._index(f for f in facts if f.attempt > self.bases.get(f.task, 0))
         self.start_time = (self.prev.start_time if self.prev else None) or earliest or self.now
         for name in self.graph.order:
-            self.states[name] = self._decide(name)
+            state = self._decide(name)
+            base = self.bases.get(name)
+            if base and state.retry_base != base:
+                state = state.model_copy(update={"retry_base": base, "attempts": max(state.attempts or 0, base)})
+            self.states[name] = state
         halt = self._halt()
         creates = [] if halt or self.spec.suspend else self._create()
         self._stop_jobs_of_finished_tasks()
@@ -173,6 +192,7 @@ class _Planner:
             start_time=self.start_time,
             completion_time=completion,
             observed_generation=self.meta.generation,
+            observed_retry=applied,
             message=message,
             conditions=conditions(
                 self.prev.conditions if self.prev else None,
@@ -210,6 +230,23 @@ class _Planner:
             requeue_after=requeue,
         )
 
+    def _start_retry(self, retry: RetryRequest, facts: list[AttemptFact]) -> None:
+        """Choose the tasks a manual retry starts again, and record how many attempts each already made."""
+        prev = {n: s.phase for n, s in self.prev_tasks.items()}
+        if retry.tasks is None:
+            chosen = {n for n, phase in prev.items() if phase in ("Failed", "Skipped")}
+        else:
+            chosen = {n for n in retry.tasks if prev.get(n) in ("Failed", "Skipped")}
+            for name in list(chosen):
+                chosen |= {d for d in self.graph.descendants(name) if prev.get(d) == "Skipped"}
+        observed: dict[str, int] = {}
+        for f in facts:
+            observed[f.task] = max(observed.get(f.task, 0), f.attempt)
+        for name in chosen & set(self.specs):
+            state = self.prev_tasks.get(name)
+            self.bases[name] = max((state.attempts or 0) if state else 0, observed.get(name, 0))
+            self.reset.add(name)
+
     def _index(self, attempts: Iterable[AttemptFact]) -> datetime | None:
         """Keep each task's latest attempt and when its first began; return the earliest Job creation."""
         earliest: datetime | None = None
@@ -230,7 +267,7 @@ class _Planner:
     # ------------------------------------------------------------------ one task
 
     def _decide(self, name: str) -> TaskState:
-        prev = self.prev_tasks.get(name)
+        prev = None if name in self.reset else self.prev_tasks.get(name)
         if prev is not None and prev.phase in TERMINAL_TASK_PHASES:
             return prev
         fact = self.latest.get(name)
@@ -238,7 +275,7 @@ class _Planner:
         recorded = (prev.attempts or 0) if prev else 0
         if fact is not None and observed >= recorded:
             return self._from_fact(name, fact, prev)
-        if prev is None or recorded == 0:
+        if prev is None or recorded <= self.bases.get(name, 0):
             return self._not_started(name)
         if prev.phase == "Retrying":
             self._retry_at(name, prev.next_retry_time or self.now)
@@ -367,7 +404,7 @@ class _Planner:
         """Decide a task whose latest attempt failed: Failed for good, or Retrying."""
         retry = self.task(name).retry
         detail = _detail(exit_code, reason, message)
-        total = max_attempts(retry)
+        total = max_attempts(retry) + self.bases.get(name, 0)
         if is_non_retriable(retry, exit_code) or attempt >= total:
             text = (
                 f"failed on attempt {attempt}: {detail} (not retriable)"
@@ -504,6 +541,7 @@ class _Planner:
                 job=job_name(self.meta.name, name, attempt),
                 start_time=old.start_time or self.now,
                 attempt_start_time=self.now if attempt > 1 else None,
+                retry_base=old.retry_base,
             )
             creates.append(CreateJob(task=name, attempt=attempt))
         return creates
@@ -539,8 +577,11 @@ class _Planner:
                 and not (old is not None and was == "Retrying" and old.attempts == retrying.attempts)
             ):
                 events.append(Event(type="Warning", reason="TaskRetrying", message=self._retrying_text(name, retrying)))
+        if self.reset:
+            names = ", ".join(n for n in self.graph.order if n in self.reset)
+            events.append(Event(type="Normal", reason="RetryRequested", message=cut(f"re-running tasks: {names}")))
         for c in creates:
-            total = max_attempts(self.task(c.task).retry)
+            total = max_attempts(self.task(c.task).retry) + self.bases.get(c.task, 0)
             job = job_name(self.meta.name, c.task, c.attempt)
             text = f"task {c.task}: started attempt {c.attempt} of {total} as Job {job}"
             events.append(Event(type="Normal", reason="TaskStarted", message=text))
@@ -555,5 +596,5 @@ class _Planner:
         retry = self.task(name).retry
         attempt = state.attempts or 1
         delay = _seconds(retry_delay(retry, attempt))
-        upcoming = f"attempt {attempt + 1} of {max_attempts(retry)}"
+        upcoming = f"attempt {attempt + 1} of {max_attempts(retry) + self.bases.get(name, 0)}"
         return cut(f"task {name}: {state.message}; retrying in {delay} ({upcoming})")

@@ -31,15 +31,11 @@ from rich.text import Text
 
 from .. import API_VERSION, KIND
 from ..models import TERMINAL_PHASES
-from ..naming import LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
+from ..naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
 from ..validation import Problem, validate_taskjob
 from . import views
 from .kube import UserError
 from .local import RUNTIMES, LocalExecutor, LocalResult, LocalRunError, Runtime
-
-ANNOTATION_RETRY = "taskjob.dev/retry"
-ANNOTATION_RETRY_TASKS = "taskjob.dev/retry-tasks"
-
 
 # ---------------------------------------------------------------- errors
 

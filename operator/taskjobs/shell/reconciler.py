@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import mergepatch
-from ..actions import Plan
+from ..actions import Plan, RetryRequest
 from ..invalid import invalid_status
 from ..models import TaskJobMeta, TaskJobStatus, dump_status
 from ..naming import job_name
@@ -85,7 +85,8 @@ class Reconciler:
         meta = TaskJobMeta.model_validate(body["metadata"])
         prior = TaskJobStatus.model_validate(prior_raw) if prior_raw else None
         facts = self.store.facts(key)
-        the_plan = plan(meta, taskjob.spec, prior, facts, now)
+        retry = RetryRequest.from_annotations(body["metadata"].get("annotations"))
+        the_plan = plan(meta, taskjob.spec, prior, facts, now, retry)
 
         await self._record_outputs(key, body, facts)
         await self._execute(key, body, meta, taskjob.spec, facts, the_plan, now)
