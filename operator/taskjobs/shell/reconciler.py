@@ -77,7 +77,7 @@ class Reconciler:
             await self._write_status(key, prior_raw, dump_status(status))
             self._set_phase(key, "Invalid")
             if first:
-                log.warning("TaskJob %s/%s is invalid: %s", *key, status.message)
+                log.warning("TaskJob %s/%s is invalid: %s", *key, status.message, extra=_ctx(key))
                 await self._event(body, "Warning", "Invalid", status.message or "invalid TaskJob")
             return None
 
@@ -97,7 +97,7 @@ class Reconciler:
             await self._event(body, event.type, event.reason, event.message)
         _observe_durations(prior, the_plan.status)
         if the_plan.delete_taskjob:
-            log.info("TaskJob %s/%s finished more than ttlSecondsAfterFinished ago: deleting it", *key)
+            log.info("TaskJob %s/%s finished more than ttlSecondsAfterFinished ago: deleting it", *key, extra=_ctx(key))
             await self.kube.delete_taskjob(key[0], key[1], meta.uid)
             return None
         return the_plan.requeue_after
@@ -122,7 +122,7 @@ class Reconciler:
                 log.info(
                     "%s Job %s for task %s attempt %d of TaskJob %s/%s",
                     "created" if created else "found existing", name, task_name, attempt, *key,
-                    extra={"taskjob": key[1], "task": task_name},
+                    extra=_ctx(key, task_name),
                 )
                 if created is not None:
                     metrics.TASKS_STARTED.inc()
@@ -133,7 +133,7 @@ class Reconciler:
 
             await asyncio.gather(*(create(c.task, c.attempt) for c in the_plan.create))
         for stop in the_plan.stop:
-            log.info("stopping Job %s of TaskJob %s/%s: %s", stop.job_name, *key, stop.reason)
+            log.info("stopping Job %s of TaskJob %s/%s: %s", stop.job_name, *key, stop.reason, extra=_ctx(key))
             await self.kube.patch_job(key[0], stop.job_name, stop_job_patch(stop.reason, stop.message))
 
     def _observe_latency(self, key: Key, deps: tuple[str, ...], facts: list[Any], now: datetime) -> None:
@@ -174,7 +174,17 @@ class Reconciler:
         try:
             await self.kube.event(body, type_, reason, message)
         except Exception as e:  # noqa: BLE001 - events are best effort
-            log.warning("could not record event %s on %s: %s", reason, body["metadata"]["name"], e)
+            meta = body["metadata"]
+            log.warning("could not record event %s on %s: %s", reason, meta["name"], e,
+                        extra={"taskjob": meta["name"], "namespace": meta.get("namespace")})
+
+
+def _ctx(key: Key, task: str | None = None) -> dict[str, str]:
+    """Return the log context of a line about a TaskJob (JSON logs carry these as fields)."""
+    ctx = {"namespace": key[0], "taskjob": key[1]}
+    if task:
+        ctx["task"] = task
+    return ctx
 
 
 def _count(reason: str) -> None:
