@@ -10,8 +10,10 @@ from .models import MAX_MESSAGE, Condition, TaskJobStatus
 
 
 class _Problem(Protocol):
-    path: str
-    message: str
+    @property
+    def path(self) -> str: ...
+    @property
+    def message(self) -> str: ...
 
 
 def invalid_status(

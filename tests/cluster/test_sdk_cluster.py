@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from operator_harness import OperatorProcess, TaskJobs
+
 from taskjobs.sdk import Pipeline
 
 pytestmark = pytest.mark.cluster

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from taskjobs.backoff import max_attempts, may_retry, next_retry_time, retry_delay
 from taskjobs.resolve import ResolvedRetry
 

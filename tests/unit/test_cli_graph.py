@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
 from taskjobs.cli import main as cli_main
 from taskjobs.cli import views
 from taskjobs.cli.main import cli

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from taskjobs.cli.local import (
     Launch,
     LocalExecutor,

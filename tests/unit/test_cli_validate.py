@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from taskjobs.cli.main import cli
 
 REPO = Path(__file__).resolve().parents[2]

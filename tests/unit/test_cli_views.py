@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
+
 from taskjobs.cli import views
 from taskjobs.cli.main import cli, retry_targets, select_pods
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from taskjobs import crd
 
 REGENERATE = "python -m taskjobs.crd --write"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from taskjobs import dag
 
 Tasks = list[tuple[str, list[str]]]

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from taskjobs.render import OUTPUT_REF, input_env_name
 from taskjobs.resolve import resolve_tasks
 from taskjobs.validation import validate_taskjob

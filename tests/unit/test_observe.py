@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from taskjobs.models import TaskJobMeta, TaskSpec
 from taskjobs.observe import attempt_fact, job_key, parse_time, pod_job_name
 from taskjobs.render import render_job, stop_job_patch

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from taskjobs.actions import CreateJob, Plan, StopJob
 from taskjobs.facts import AttemptFact, AttemptPhase
 from taskjobs.models import MAX_MESSAGE, TaskJobMeta, TaskJobSpec, TaskJobStatus, TaskSpec, TaskState, dump_status

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plansim import T0, Outcome, Run, scripted, simulate
+
 from taskjobs.backoff import max_attempts, retry_delay
 from taskjobs.models import TERMINAL_PHASES, TaskJobSpec
 from taskjobs.naming import job_name

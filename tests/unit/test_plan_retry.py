@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from test_plan import META, at, created, fact, make_spec, phases, run, task, written
+
 from taskjobs.actions import RetryRequest
 from taskjobs.models import TaskJobStatus
 from taskjobs.plan import plan
-from test_plan import META, at, created, fact, make_spec, phases, run, task, written
 
 SPEC = make_spec(
     task("a"), task("bad", "a", retry={"limit": 1}), task("after", "bad"), task("side", "a"),

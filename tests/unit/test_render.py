@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client import ApiClient
+
 from taskjobs import naming
 from taskjobs.models import TaskJobMeta, TaskSpec, TaskTemplate
 from taskjobs.render import render_job, stop_job_patch, substitute

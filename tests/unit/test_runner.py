@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from taskjob_runner import dataflow, functions, operations
 from taskjob_runner.cli import main
 from taskjob_runner.errors import BadInput

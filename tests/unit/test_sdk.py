@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from taskjobs.sdk import DAG, Defaults, InvalidTaskJob, Pipeline, Retry, Task, TaskJobBuilder
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

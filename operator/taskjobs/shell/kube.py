@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from .. import GROUP, KIND, PLURAL, VERSION
 from ..naming import LABEL_TASKJOB
@@ -29,9 +29,9 @@ MERGE = "application/merge-patch+json"
 def load_config() -> None:
     """Load in-cluster credentials when running in a pod, else the current kubeconfig."""
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config()
+        config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
 class TokenBucket:
@@ -118,6 +118,19 @@ class Kube:
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", item_kind)
         return items
+
+    async def get_custom(self, group: str, version: str, plural: str, name: str, namespace: str | None) -> Any:
+        """Return a custom object (cluster-scoped when namespace is None)."""
+        if namespace is None:
+            resp = await self._call(
+                self.custom.get_cluster_custom_object, group, version, plural, name, _preload_content=False
+            )
+        else:
+            resp = await self._call(
+                self.custom.get_namespaced_custom_object, group, version, namespace, plural, name,
+                _preload_content=False,
+            )
+        return self._json(resp)
 
     # ---- writes
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from .kube import Kube
 
@@ -64,17 +64,12 @@ class PeeringGate:
         self.active = False
 
     async def _peers(self) -> list[Mapping[str, Any]]:
-        custom = self.kube.custom
         if not self.namespaces:
-            objs = [await self.kube._call(  # noqa: SLF001 - the facade's rate-limited thread pool
-                custom.get_cluster_custom_object, PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", self.peering
-            )]
+            objs = [await self.kube.get_custom(
+                PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", self.peering, None)]
         else:
             objs = [
-                await self.kube._call(  # noqa: SLF001
-                    custom.get_namespaced_custom_object, PEERING_GROUP, PEERING_VERSION, ns, "kopfpeerings",
-                    self.peering,
-                )
+                await self.kube.get_custom(PEERING_GROUP, PEERING_VERSION, "kopfpeerings", self.peering, ns)
                 for ns in self.namespaces
             ]
         return [o.get("status") or {} for o in objs]

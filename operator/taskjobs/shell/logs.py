@@ -26,8 +26,8 @@ class JsonFormatter(logging.Formatter):
                 line[key] = getattr(record, key)
         k8s = getattr(record, "k8s_ref", None)  # kopf's per-object loggers carry the object reference
         if isinstance(k8s, dict):
-            line.setdefault("taskjob", k8s.get("name"))
-            line.setdefault("namespace", k8s.get("namespace"))
+            line.setdefault("taskjob", str(k8s.get("name")))
+            line.setdefault("namespace", str(k8s.get("namespace")))
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
 
 log = logging.getLogger("taskjob.workqueue")
 
-Reconcile = Callable[[Hashable], Awaitable[float | None]]
+Reconcile = Callable[[Any], Awaitable[float | None]]  # key -> seconds until the next run, or None
 
 
 class WorkQueue:
