@@ -192,3 +192,36 @@ def test_metrics_count_what_happened(operator: OperatorProcess, taskjobs: TaskJo
     assert sample("taskjob_scheduling_latency_seconds_count") == 1  # b, after its last dependency
     assert sample("taskjob_task_duration_seconds_count") == 3
     assert sample("taskjob_reconcile_duration_seconds_count") >= 4
+
+
+def test_ttl_deletes_a_finished_taskjob_and_what_it_owns(operator: OperatorProcess, taskjobs: TaskJobs) -> None:
+    taskjobs.create(taskjob("brief", [task("a")], ttlSecondsAfterFinished=2))
+    taskjobs.wait_phase("brief", "Succeeded")
+
+    def gone() -> bool:
+        try:
+            taskjobs.get("brief")
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    poll(gone, 30, "the TaskJob to be deleted after its TTL")
+    poll(lambda: not taskjobs.jobs("brief"), 60, "its Jobs to be garbage collected")
+
+
+def test_active_deadline_fails_the_taskjob_and_stops_running_jobs(
+    operator: OperatorProcess, taskjobs: TaskJobs
+) -> None:
+    long = {"metadata": {"annotations": pod_outcomes(0, duration_ms=120000)}}
+    taskjobs.create(taskjob("late", [task("slow", podTemplate=long), task("after", ["slow"])],
+                           activeDeadlineSeconds=4))
+    status = taskjobs.wait_phase("late", "Failed", timeout=60)
+    assert "activeDeadlineSeconds" in status["message"]
+    assert status["tasks"]["slow"]["reason"] == "DeadlineExceeded"
+    assert status["tasks"]["after"]["phase"] == "Skipped"
+
+    def job_failed() -> bool:
+        job = taskjobs.jobs("late")[0]
+        return any(c.type == "Failed" and c.status == "True" for c in job.status.conditions or [])
+
+    poll(job_failed, 30, "the running Job to be stopped (Failed) rather than left running")
