@@ -60,3 +60,18 @@ def test_jobs_without_our_label_are_ignored() -> None:
     foreign = job("other", "a", 1)
     del foreign["metadata"]["labels"]["taskjob.dev/taskjob"]
     assert store.on_job("ADDED", foreign) is None
+
+
+def test_a_fact_is_reparsed_when_its_job_or_pod_changes() -> None:
+    store = Store()
+    key = store.on_taskjob(None, taskjob(1))
+    body = job("tj-a-1", "a", 1)
+    body["metadata"]["resourceVersion"] = "10"
+    store.on_job("ADDED", body)
+    assert [f.phase for f in store.facts(key)] == ["Pending"]
+    done = job("tj-a-1", "a", 1)
+    done["metadata"]["resourceVersion"] = "11"
+    done["status"] = {"conditions": [{"type": "Complete", "status": "True",
+                                      "lastTransitionTime": "2026-11-23T12:00:05Z"}]}
+    store.on_job("MODIFIED", done)
+    assert [f.phase for f in store.facts(key)] == ["Succeeded"]

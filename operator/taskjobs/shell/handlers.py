@@ -32,7 +32,7 @@ def build_registry(
     queue: WorkQueue,
     kube: Kube,
     identity: str,
-    on_deleted: Callable[[Key], None] = lambda key: None,
+    on_deleted: Callable[[Key, str], None] = lambda key, uid: None,
 ) -> kopf.OperatorRegistry:
     """Return a kopf registry with every handler of the operator."""
     registry = kopf.OperatorRegistry()
@@ -100,7 +100,7 @@ def build_registry(
         key = store.on_taskjob(event["type"], body)
         if event["type"] == "DELETED":
             queue.forget(key)
-            on_deleted(key)
+            on_deleted(key, body["metadata"].get("uid", ""))
         else:
             queue.add(key)
 

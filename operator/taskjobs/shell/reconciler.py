@@ -22,7 +22,7 @@ from ..naming import job_name
 from ..plan import plan
 from ..render import render_job, stop_job_patch
 from ..resolve import resolve_tasks
-from ..validation import output_references, validate_taskjob
+from ..validation import ValidationResult, output_references, validate_taskjob
 from . import metrics
 from .kube import Kube
 from .store import Key, Store, expected_fact
@@ -43,10 +43,13 @@ class Reconciler:
         self.kube = kube
         self.now = clock or (lambda: datetime.now(UTC))
         self.phases: dict[Key, str] = {}
+        self.validated: dict[tuple[str, int], ValidationResult] = {}
 
-    def forget(self, key: Key) -> None:
+    def forget(self, key: Key, uid: str | None = None) -> None:
         """Drop what is kept about a deleted TaskJob."""
         self._set_phase(key, None)
+        if uid:
+            self.validated = {k: v for k, v in self.validated.items() if k[0] != uid}
 
     def _set_phase(self, key: Key, phase: str | None) -> None:
         old = self.phases.pop(key, None)
@@ -55,6 +58,17 @@ class Reconciler:
         if phase is not None:
             self.phases[key] = phase
             metrics.TASKJOBS.labels(phase=phase).inc()
+
+    def _validate(self, body: Mapping[str, Any]) -> ValidationResult:
+        """Validate the TaskJob; the result is kept per (uid, generation): the spec changes only with both."""
+        meta = body["metadata"]
+        cache_key = (meta.get("uid", ""), meta.get("generation", 0))
+        cached = self.validated.get(cache_key)
+        if cached is None or not meta.get("uid"):
+            cached = validate_taskjob(body)
+            self.validated = {k: v for k, v in self.validated.items() if k[0] != cache_key[0]}
+            self.validated[cache_key] = cached
+        return cached
 
     async def __call__(self, key: Key) -> float | None:
         """Reconcile one TaskJob; return seconds until it must be looked at again, or None."""
@@ -70,7 +84,7 @@ class Reconciler:
     async def _reconcile(self, key: Key, body: Mapping[str, Any]) -> float | None:
         now = self.now()
         prior_raw = self.store.status_of(key) or {}
-        result = validate_taskjob(body)
+        result = self._validate(body)
         if not result.ok or result.taskjob is None:
             status = invalid_status(result.problems, body["metadata"].get("generation", 1), prior_raw, now)
             first = prior_raw.get("phase") != "Invalid"
