@@ -14,10 +14,12 @@ def diff(old: Any, new: Any) -> Any:
         if key not in old:
             patch[key] = value
         elif old[key] != value:
-            sub = diff(old[key], value)
-            # An empty dict patch means "no change" for dict values; for a non-dict it is a real value.
-            if not (isinstance(sub, dict) and not sub and isinstance(value, dict)):
-                patch[key] = sub
+            if isinstance(old[key], dict) and isinstance(value, dict):
+                sub = diff(old[key], value)
+                if sub:  # an empty patch of an object means "no change"
+                    patch[key] = sub
+            else:
+                patch[key] = value  # a whole new value; applied to a non-object, {} replaces it too
     for key in old:
         if key not in new:
             patch[key] = None

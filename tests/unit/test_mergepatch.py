@@ -18,6 +18,7 @@ CASES = [
      {"t": {"a": {"p": "S"}}}),
     ("list replaced whole", {"c": [1, 2]}, {"c": [2]}, {"c": [2]}),
     ("new nested", {}, {"t": {"a": {"p": "R"}}}, {"t": {"a": {"p": "R"}}}),
+    ("list becomes empty object", {"x": []}, {"x": {}}, {"x": {}}),
 ]
 
 
