@@ -22,7 +22,7 @@ How each task's state is decided, in topological order:
 
 Then the TaskJob-wide rules:
 
-- activeDeadlineSeconds counts from status.startTime (wall time, suspension included). Once past, every
+- activeDeadlineSeconds counts from metadata.creationTimestamp (wall time, suspension included). Once past, every
   running task is Failed (DeadlineExceeded) and its Job stopped, every other unfinished task Skipped.
 - FailFast (the default): once a task failed for good, nothing new is created. Waiting, Ready and
   Retrying tasks become Skipped (reason FailFast; a Retrying task keeps its last attempt's exit code:
@@ -216,8 +216,9 @@ class _Planner:
         else:
             if halt is None and not self.spec.suspend:
                 wakeups.extend(self.retry_wakeups)
-            if self.spec.active_deadline_seconds is not None:
-                wakeups.append(self.start_time + timedelta(seconds=self.spec.active_deadline_seconds))
+            deadline_at = self._deadline_at()
+            if deadline_at is not None:
+                wakeups.append(deadline_at)
         future = [w for w in wakeups if w > self.now]
         requeue = None if delete or not future else (min(future) - self.now).total_seconds()
 
@@ -421,12 +422,13 @@ class _Planner:
                 reason="NonRetriableExitCode" if is_non_retriable(retry, exit_code) else reason or "Failed",
                 message=cut(text),
             )
+        since_base = attempt - self.bases.get(name, 0)  # backoff, like the limit, counts afresh after a manual retry
         if failed_at is not None:
-            at = next_retry_time(retry, attempt, failed_at)
+            at = next_retry_time(retry, since_base, failed_at)
         elif prev is not None and prev.phase == "Retrying" and prev.attempts == attempt and prev.next_retry_time:
             at = prev.next_retry_time  # no time on the Job: keep the recorded one, so it does not slide
         else:
-            at = next_retry_time(retry, attempt, self.now)
+            at = next_retry_time(retry, since_base, self.now)
         self._retry_at(name, at)
         return TaskState(
             phase="Retrying",
@@ -483,13 +485,25 @@ class _Planner:
         text = f"task {first} {self.states[first].message or 'failed'}"
         return text + (f"; {_plural(others, 'other task')} failed too" if others else "")
 
+    def _deadline_at(self) -> datetime | None:
+        """Return when activeDeadlineSeconds runs out: counted from the TaskJob's creation.
+
+        Not from status.startTime: a status that is lost or read from before the first write would
+        restart the clock, and a TaskJob past its deadline would run again.
+        """
+        deadline = self.spec.active_deadline_seconds
+        if deadline is None:
+            return None
+        return (self.meta.creation_timestamp or self.start_time) + timedelta(seconds=deadline)
+
     def _halt(self) -> str | None:
         """Apply the deadline or FailFast to unfinished tasks; return which stopped the TaskJob, or None."""
         unfinished = [n for n in self.graph.order if self.states[n].phase not in TERMINAL_TASK_PHASES]
         if not unfinished:
             return None
         deadline = self.spec.active_deadline_seconds
-        if deadline is not None and self.now >= self.start_time + timedelta(seconds=deadline):
+        deadline_at = self._deadline_at()
+        if deadline is not None and deadline_at is not None and self.now >= deadline_at:
             why = f"the TaskJob exceeded spec.activeDeadlineSeconds ({deadline}s)"
             for name in unfinished:
                 state = self.states[name]
@@ -595,6 +609,6 @@ class _Planner:
     def _retrying_text(self, name: str, state: TaskState) -> str:
         retry = self.task(name).retry
         attempt = state.attempts or 1
-        delay = _seconds(retry_delay(retry, attempt))
+        delay = _seconds(retry_delay(retry, attempt - self.bases.get(name, 0)))
         upcoming = f"attempt {attempt + 1} of {max_attempts(retry) + self.bases.get(name, 0)}"
         return cut(f"task {name}: {state.message}; retrying in {delay} ({upcoming})")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from taskjobs.actions import CreateJob, Plan, StopJob
+from taskjobs.actions import CreateJob, Plan, RetryRequest, StopJob
 from taskjobs.facts import AttemptFact, AttemptPhase
 from taskjobs.models import MAX_MESSAGE, TaskJobMeta, TaskJobSpec, TaskJobStatus, TaskSpec, TaskState, dump_status
 from taskjobs.plan import COMPACT_TASKS, GRACE_SECONDS, plan
@@ -228,6 +228,19 @@ def test_a_zero_delay_retry_starts_in_the_same_reconcile_and_is_announced() -> N
     p = run(spec, [fact("t", 1, "Failed")], now=5)
     assert created(p) == [("t", 2)]
     assert [e.reason for e in p.events] == ["TaskRetrying", "TaskStarted"]
+
+
+def test_after_a_manual_retry_the_backoff_starts_again_from_the_first_delay() -> None:
+    spec = make_spec(task("t", retry={"limit": 1, "backoff": {"delaySeconds": 10, "factor": 2}}))
+    facts = [fact("t", 1, "Failed"), fact("t", 2, "Failed", created=15)]
+    failed = run(spec, facts, now=21)
+    assert failed.status.phase == "Failed"
+    retried = plan(META, spec, written(failed.status), facts, at(30), RetryRequest(nonce="n1"))
+    assert created(retried) == [("t", 3)]
+    facts.append(fact("t", 3, "Failed", created=30))
+    p = plan(META, spec, written(retried.status), facts, at(36), RetryRequest(nonce="n1"))
+    assert (p.status.tasks or {})["t"].next_retry_time == at(45)  # 10 s, as after a first attempt
+    assert "retrying in 10s (attempt 4 of 4)" in p.events[0].message
 
 
 # ---------------------------------------------------------------- failure policies
@@ -452,6 +465,19 @@ def test_the_deadline_stops_running_tasks_skips_the_rest_and_fails_the_taskjob()
     assert after.status.message == p.status.message
     lost_stop = run(spec, facts, now=102, status=written(after.status))
     assert [s.job_name for s in lost_stop.stop] == ["tj-a-1"]  # the stop is repeated until the Job shows it
+
+
+def test_the_deadline_counts_from_creation_so_a_lost_status_does_not_restart_it() -> None:
+    # Created at 0 and suspended; resumed at 100, when the first Job started; the deadline is 60 s.
+    spec = make_spec(task("a"), task("b", "a"), activeDeadlineSeconds=60)
+    meta = META.model_copy(update={"creation_timestamp": T0})
+    p = plan(meta, spec, None, [fact("a", 1, "Running", created=100)], at(110))
+    assert p.status.phase == "Failed"
+    assert [(s.job_name, s.reason) for s in p.stop] == [("tj-a-1", "DeadlineExceeded")]
+    # A read from before the first status write, after the deadline: nothing starts.
+    p = plan(meta, spec, None, [], at(61))
+    assert (p.create, p.status.phase) == ((), "Failed")
+    assert plan(meta, spec, None, [], at(59)).requeue_after == 1
 
 
 # ---------------------------------------------------------------- ttlSecondsAfterFinished
