@@ -20,6 +20,7 @@ from ..validation import validate_taskjob
 from .kube import Kube
 from .leadership import PEERING_LIFETIME, PeeringGate
 from .options import OperatorOptions
+from .resync import resync_forever
 from .store import Key, Store
 from .workqueue import WorkQueue
 
@@ -86,6 +87,9 @@ def build_registry(
             # Seed the store before any reconcile, so a restarted operator sees every Job it created
             # and neither relaunches an attempt nor inflates attempt counts.
             await gain()
+        # Deletions a watch never reported (it expired meanwhile) are found by a periodic LIST.
+        background.append(asyncio.create_task(resync_forever(kube, store, queue, options.namespaces),
+                                              name="taskjob-resync"))
         log.info("operator started: %d TaskJobs known", len(store.taskjobs))
 
     @kopf.on.cleanup(registry=registry)

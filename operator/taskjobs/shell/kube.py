@@ -2,12 +2,18 @@
 
 The official client is synchronous, so calls run in a thread pool (never block the event loop).
 Responses are read as raw JSON so bodies have the same shape as the ones kopf's watches deliver.
+
+Transient failures (429 with its Retry-After, 5xx, a dropped or timed-out connection) are retried here
+with a short backoff, so one lost request neither fails a reconcile nor, at startup, makes kopf wait a
+minute before retrying its startup handler. Every request has a timeout: a connection that goes silent
+must not hold a worker (and its TaskJob) forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -15,15 +21,22 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from .. import GROUP, KIND, PLURAL, VERSION
 from ..naming import LABEL_TASKJOB
 from . import metrics
+from .workqueue import RetryLater
+
+log = logging.getLogger("taskjob.kube")
 
 T = TypeVar("T")
 MERGE = "application/merge-patch+json"
+TRANSIENT = frozenset({429, 500, 502, 503, 504})  # worth asking again
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # then the error goes to the work queue's own backoff
+REQUEST_TIMEOUT = (10.0, 60.0)  # seconds to connect, and to wait for the response
 
 
 def load_config() -> None:
@@ -32,6 +45,18 @@ def load_config() -> None:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
+
+
+def pooled_configuration(connections: int) -> client.Configuration:
+    """Return the default client configuration with room for `connections` concurrent HTTPS connections.
+
+    The client sizes its urllib3 pool to 5 per CPU (10 on 2 cores); with more threads than that, every
+    extra request opens a new TLS connection and throws it away ("Connection pool is full"), and the
+    handshakes cost more CPU than the requests.
+    """
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, connections)
+    return configuration
 
 
 class TokenBucket:
@@ -62,7 +87,7 @@ class Kube:
     """Async facade over the calls the operator needs."""
 
     def __init__(self, api_client: client.ApiClient | None = None, qps: float = 50.0, threads: int = 16) -> None:
-        self.api = api_client or client.ApiClient()
+        self.api = api_client or client.ApiClient(pooled_configuration(threads))
         self.core = client.CoreV1Api(self.api)
         self.batch = client.BatchV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
@@ -70,18 +95,38 @@ class Kube:
         self.limiter = TokenBucket(qps, burst=max(1, int(qps * 2)))
         self.instance = socket.gethostname()
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        await self.limiter.take()
+    async def _call(
+        self, fn: Callable[..., T], *args: Any, retry: frozenset[int] | None = TRANSIENT, **kwargs: Any
+    ) -> T:
+        """Return fn(*args, **kwargs) run in the pool; retry the HTTP statuses in `retry` and lost connections.
+
+        `retry=None` sends once (for requests whose repetition is not harmless, such as an Event).
+        """
         loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self.pool, lambda: fn(*args, **kwargs))
-        except ApiException as e:
-            if e.status not in (404, 409):  # expected answers, handled by the callers
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        delays = RETRY_DELAYS if retry is not None else ()
+        for delay in (*delays, None):
+            await self.limiter.take()
+            try:
+                return await loop.run_in_executor(self.pool, lambda: _read(fn(*args, **kwargs)))
+            except ApiException as e:
+                if e.status not in (404, 409):  # expected answers, handled by the callers
+                    metrics.API_ERRORS.labels(operation=fn.__name__).inc()
+                if delay is None or retry is None or e.status not in retry:
+                    raise
+                wait = max(delay, _retry_after(e))
+                why = f"HTTP {e.status}"
+            except urllib3.exceptions.HTTPError as e:  # reset, refused, timed out: the request may not have arrived
                 metrics.API_ERRORS.labels(operation=fn.__name__).inc()
-            raise
-        except Exception:
-            metrics.API_ERRORS.labels(operation=fn.__name__).inc()
-            raise
+                if delay is None:
+                    raise
+                wait, why = delay, type(e).__name__
+            except Exception:
+                metrics.API_ERRORS.labels(operation=fn.__name__).inc()
+                raise
+            log.debug("%s failed (%s); retrying in %.1fs", getattr(fn, "__name__", fn), why, wait)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _json(resp: Any) -> Any:
@@ -119,6 +164,32 @@ class Kube:
             item.setdefault("kind", item_kind)
         return items
 
+    async def list_with_version(self, kind: str, namespace: str | None) -> tuple[list[dict[str, Any]], int]:
+        """Return the TaskJobs, or the Jobs/pods labelled as ours, with the LIST's resourceVersion.
+
+        Served from the API server's watch cache (resourceVersion=0): cheap, and possibly a little old,
+        which `Store.prune` allows for (it drops only objects last seen at or before that version).
+        """
+        fn: Callable[..., Any]
+        args: tuple[Any, ...]
+        extra: dict[str, Any] = {"resource_version": "0", "_preload_content": False}
+        if kind == "taskjobs":
+            fn, args = (
+                (self.custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, PLURAL))
+                if namespace
+                else (self.custom.list_cluster_custom_object, (GROUP, VERSION, PLURAL))
+            )
+        else:
+            fns: tuple[Callable[..., Any], Callable[..., Any]] = {
+                "jobs": (self.batch.list_namespaced_job, self.batch.list_job_for_all_namespaces),
+                "pods": (self.core.list_namespaced_pod, self.core.list_pod_for_all_namespaces),
+            }[kind]
+            fn, args = (fns[0], (namespace,)) if namespace else (fns[1], ())
+            extra["label_selector"] = LABEL_TASKJOB
+        resp = await self._call(fn, *args, **extra)
+        listing = self._json(resp)
+        return list(listing["items"]), int(listing["metadata"]["resourceVersion"])
+
     async def get_custom(self, group: str, version: str, plural: str, name: str, namespace: str | None) -> Any:
         """Return a custom object (cluster-scoped when namespace is None)."""
         if namespace is None:
@@ -135,19 +206,47 @@ class Kube:
     # ---- writes
 
     async def create_job(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Create the Job; return it, or None when a Job of that name already exists (already done)."""
+        """Create the Job; return it, or None when this TaskJob's Job of that name already exists (already done).
+
+        A 409 is checked: the Job must exist and belong to the same TaskJob (by uid). A Job left by an
+        earlier TaskJob of the same name, still being deleted, raises RetryLater: taking it for ours
+        would count its outcome as this TaskJob's.
+        """
+        name = body["metadata"]["name"]
         try:
             resp = await self._call(self.batch.create_namespaced_job, namespace, body, _preload_content=False)
             return dict(self._json(resp))
         except ApiException as e:
-            if e.status == 409:
+            if e.status != 409:
+                raise
+        existing = await self._get_job(namespace, name)
+        if existing is None:
+            raise RetryLater(f"creating Job {namespace}/{name} conflicted, but no such Job exists; trying again")
+        owner = {ref.get("uid") for ref in body["metadata"].get("ownerReferences", ())}
+        theirs = {ref.get("uid") for ref in existing["metadata"].get("ownerReferences") or ()}
+        if owner and not owner & theirs:
+            raise RetryLater(
+                f"Job {namespace}/{name} still exists from an earlier TaskJob of the same name"
+                f"{' (being deleted)' if existing['metadata'].get('deletionTimestamp') else ''}; "
+                "its tasks start once it is gone"
+            )
+        return None
+
+    async def _get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            resp = await self._call(self.batch.read_namespaced_job, name, namespace, _preload_content=False)
+        except ApiException as e:
+            if e.status == 404:
                 return None
             raise
+        return dict(self._json(resp))
 
     async def patch_job(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """Merge-patch a Job; a Job that is gone needs no patch."""
         try:
-            await self._call(self.batch.patch_namespaced_job, name, namespace, patch, _content_type=MERGE)
+            await self._call(
+                self.batch.patch_namespaced_job, name, namespace, patch, _content_type=MERGE, retry=TRANSIENT | {409}
+            )
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -165,6 +264,7 @@ class Kube:
                 {"status": patch},
                 _content_type=MERGE,
                 _preload_content=False,
+                retry=TRANSIENT | {409},  # a merge patch carries no resourceVersion: asking again is safe
             )
         except ApiException as e:
             if e.status == 404:
@@ -241,7 +341,27 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        await self._call(self.core.create_namespaced_event, meta["namespace"], body)
+        await self._call(self.core.create_namespaced_event, meta["namespace"], body, retry=None)
+
+
+def _read(result: T) -> T:
+    """Return `result` with a raw response's body read, in the calling thread.
+
+    Reading it there hands its connection back to the pool at once; read later on the event loop, the
+    worker thread would already have opened another connection, and the pool would overflow and discard
+    connections (each new one costing a TLS handshake).
+    """
+    if isinstance(result, urllib3.BaseHTTPResponse):
+        result.data  # noqa: B018 - cached by urllib3 for the caller's own .data
+    return result
+
+
+def _retry_after(e: ApiException) -> float:
+    """Return the seconds a 429 asks to wait (its Retry-After header), 0 when it does not say."""
+    try:
+        return float((e.headers or {}).get("Retry-After") or 0)
+    except ValueError:
+        return 0.0
 
 
 _LIST_KINDS = {"jobs": ("batch/v1", "Job"), "pods": ("v1", "Pod"), "configmaps": ("v1", "ConfigMap")}

@@ -8,7 +8,7 @@ watch delivers them neither launches the attempt twice nor exceeds parallelism.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,37 @@ Body = Mapping[str, Any]
 def _finished(job: Body) -> bool:
     conditions = (job.get("status") or {}).get("conditions") or []
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
+
+
+def _uid(body: Body | None) -> str | None:
+    return (body or {}).get("metadata", {}).get("uid") or None
+
+
+def _owned_by(body: Body, uid: str | None) -> bool:
+    """Return False only when `body` names owners and `uid` is not among them."""
+    refs = body.get("metadata", {}).get("ownerReferences") or ()
+    return uid is None or not refs or any(ref.get("uid") == uid for ref in refs)
+
+
+def slim(body: Body, pod: bool) -> dict[str, Any]:
+    """Return the Job or pod without what no reader of the store looks at, to keep memory per task small.
+
+    Dropped: metadata.managedFields (about 40% of an object), a Job's spec (its pod template) and all of
+    a pod's spec but the names of its containers (observe.py counts them for the termination message
+    limit). A parsed pod takes about 34 KB and a Job 28 KB of Python objects; 10,000 tasks would hold
+    over 600 MB.
+    """
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    result = {k: v for k, v in body.items() if k not in ("metadata", "spec")}
+    result["metadata"] = meta
+    spec = body.get("spec")
+    if pod and isinstance(spec, Mapping):
+        result["spec"] = {
+            k: [{"name": c.get("name")} for c in spec[k] if isinstance(c, Mapping)]
+            for k in ("containers", "initContainers", "ephemeralContainers")
+            if isinstance(spec.get(k), list)
+        }
+    return result
 
 
 def _rv(body: Body) -> int:
@@ -84,7 +115,7 @@ class Store:
             self.finished_seen.pop((meta["namespace"], name), None)
             self._facts.pop((meta["namespace"], name), None)
         else:
-            self.jobs[key][name] = body
+            self.jobs[key][name] = slim(body, pod=False)
             self.expected[key].pop(name, None)
             if event_type is not None and _finished(body) and (meta["namespace"], name) not in self.finished_seen:
                 self.finished_seen[(meta["namespace"], name)] = datetime.now(UTC)
@@ -101,7 +132,7 @@ class Store:
         if event_type == "DELETED":
             bucket.pop(meta["name"], None)
         else:
-            bucket[meta["name"]] = body
+            bucket[meta["name"]] = slim(body, pod=True)
         return (meta["namespace"], owner)
 
     def on_outputs(self, event_type: str | None, body: Body) -> None:
@@ -134,6 +165,37 @@ class Store:
         self.written.pop(key, None)
         self.outputs.pop(key, None)
 
+    def prune(self, kind: str, namespace: str | None, listed: Iterable[Body], list_rv: int) -> set[Key]:
+        """Drop what a fresh LIST of `kind` no longer shows; return the keys of the TaskJobs concerned.
+
+        kopf lists again when a watch expires (410 Gone) but sends no DELETED for what vanished in
+        between, so a Job deleted then would stay Running here forever. Only objects last seen at or
+        before the LIST's resourceVersion are dropped: a newer one was created after the LIST.
+        """
+        shown = {(b["metadata"].get("namespace"), b["metadata"]["name"]) for b in listed}
+
+        def gone(ns: str, name: str, body: Body) -> bool:
+            return (namespace is None or ns == namespace) and (ns, name) not in shown and _rv(body) <= list_rv
+
+        touched: set[Key] = set()
+        if kind == "taskjobs":
+            for key, body in list(self.taskjobs.items()):
+                if gone(key[0], key[1], body):
+                    self.forget(key)
+                    touched.add(key)
+        elif kind == "jobs":
+            for key, jobs in list(self.jobs.items()):
+                for name, body in list(jobs.items()):
+                    if gone(key[0], name, body):
+                        self.on_job("DELETED", body)
+                        touched.add(key)
+        elif kind == "pods":
+            for (ns, _job), bucket in list(self.pods.items()):
+                for name, body in list(bucket.items()):
+                    if gone(ns, name, body) and (owner := self.on_pod("DELETED", body)) is not None:
+                        touched.add(owner)
+        return touched
+
     # ---- reads for a reconcile
 
     def status_of(self, key: Key) -> dict[str, Any] | None:
@@ -156,11 +218,20 @@ class Store:
             self.expected[key][fact.job_name] = fact
 
     def facts(self, key: Key) -> list[AttemptFact]:
-        """Return what is known of every attempt of the TaskJob's tasks."""
+        """Return what is known of every attempt of the TaskJob's tasks.
+
+        Jobs are found by the TaskJob's name label, so a Job left by an earlier TaskJob of the same name
+        (deleted, its Jobs still being garbage-collected) carries it too: only Jobs owned by this
+        TaskJob's uid count, and only pods owned by the Job's uid (the old Job may have had the same name).
+        """
         namespace = key[0]
+        uid = _uid(self.taskjobs.get(key))
         result: list[AttemptFact] = []
         for name, job in self.jobs.get(key, {}).items():
-            pods = self.pods.get((namespace, name), {})
+            if not _owned_by(job, uid):
+                continue
+            job_uid = _uid(job)
+            pods = {p: b for p, b in self.pods.get((namespace, name), {}).items() if _owned_by(b, job_uid)}
             version = (str(_rv(job)), *(f"{p}={_rv(b)}" for p, b in pods.items()))
             cached = self._facts.get((namespace, name))
             if cached is not None and cached[0] == version:

@@ -16,6 +16,10 @@ log = logging.getLogger("taskjob.workqueue")
 Reconcile = Callable[[Any], Awaitable[float | None]]  # key -> seconds until the next run, or None
 
 
+class RetryLater(Exception):  # noqa: N818 - reads as what the caller asks for
+    """Raised by a reconcile that cannot go on yet for a reason it states: retried with backoff, no traceback."""
+
+
 class WorkQueue:
     """Runs `reconcile(key)` for added keys; its return value (seconds) schedules the next run."""
 
@@ -63,7 +67,9 @@ class WorkQueue:
         self.add(key)
 
     def start(self) -> None:
-        """Start the workers on the running loop."""
+        """Start the workers on the running loop (once: a startup handler retried by kopf calls this again)."""
+        if any(not task.done() for task in self._tasks):
+            return
         self._tasks = [asyncio.create_task(self._work(), name=f"taskjob-worker-{i}") for i in range(self._workers)]
 
     async def stop(self) -> None:
@@ -90,11 +96,14 @@ class WorkQueue:
                     self.add_after(key, requeue)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as e:
                 n = self._failures.get(key, 0) + 1
                 self._failures[key] = n
                 delay = min(self._error_backoff * 2 ** (n - 1), 300.0)
-                log.exception("reconcile of %s failed (attempt %d); retrying in %.1fs", key, n, delay)
+                if isinstance(e, RetryLater):
+                    log.warning("reconcile of %s postponed (attempt %d): %s; retrying in %.1fs", key, n, e, delay)
+                else:
+                    log.exception("reconcile of %s failed (attempt %d); retrying in %.1fs", key, n, delay)
                 self.add_after(key, delay)
             finally:
                 self._active.discard(key)
