@@ -35,6 +35,9 @@ crd: $(STAMP) ## Regenerate the CRD from the models (and the chart's copy)
 	$(PY) -m taskjobs.crd --write
 	cp crds/taskjob.dev_taskjobs.yaml charts/taskjob-operator/crds/taskjob.dev_taskjobs.yaml
 
+soak: $(STAMP) testenv ## Long reliability run (docs/reliability.md): 50+ operator kills, API faults, 5,000 bad manifests
+	TASKJOB_SOAK=1 $(PY) -m pytest tests/reliability -q
+
 testenv: ## Build (once, cached) and start the local control plane; writes .testenv/kubeconfig
 	@tests/testenv/up.sh
 

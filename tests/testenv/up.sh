@@ -7,7 +7,9 @@
 #
 # Env: TESTENV_BIN_DIR (use binaries there; build only what is missing), TESTENV_NODES (fake nodes, default 1),
 #      TESTENV_DEFAULT_RUN_DURATION (how long a pod "runs" without an annotation, default 1s),
-#      TESTENV_TIMEOUT (seconds to wait for each component, default 120), TESTENV_DIR (state dir).
+#      TESTENV_TIMEOUT (seconds to wait for each component, default 120), TESTENV_DIR (state dir),
+#      TESTENV_CONTROLLER_QPS (integer client QPS of kube-controller-manager and kube-scheduler, burst twice
+#      that; unset: their defaults, 20 and 50), TESTENV_CONCURRENT_JOB_SYNCS (Job controller workers, default 5).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -19,6 +21,15 @@ flock 9
 nodes=${TESTENV_NODES:-1}
 default_duration=${TESTENV_DEFAULT_RUN_DURATION:-1s}
 timeout=${TESTENV_TIMEOUT:-120}
+# Benchmarks run thousands of Jobs: the controllers' default client QPS would be the bottleneck, not the operator.
+controller_flags=()
+if [ -n "${TESTENV_CONTROLLER_QPS:-}" ]; then
+  controller_flags+=(--kube-api-qps="$TESTENV_CONTROLLER_QPS" --kube-api-burst="$((TESTENV_CONTROLLER_QPS * 2))")
+fi
+job_syncs=()
+if [ -n "${TESTENV_CONCURRENT_JOB_SYNCS:-}" ]; then
+  job_syncs+=(--concurrent-job-syncs="$TESTENV_CONCURRENT_JOB_SYNCS")
+fi
 kubeconfig=$state/kubeconfig
 pki=$state/pki
 
@@ -212,9 +223,11 @@ start kube-controller-manager "$bin/kube-controller-manager" "${kc[@]}" \
   --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --leader-elect=false --profiling=false \
   --controllers='*' --cluster-name=testenv --service-cluster-ip-range=10.96.0.0/16 \
   --root-ca-file="$pki/ca.crt" --service-account-private-key-file="$pki/sa.key" \
-  --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key"
+  --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
+  ${controller_flags[@]+"${controller_flags[@]}"} ${job_syncs[@]+"${job_syncs[@]}"}
 start kube-scheduler "$bin/kube-scheduler" "${kc[@]}" \
-  --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false --profiling=false
+  --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false --profiling=false \
+  ${controller_flags[@]+"${controller_flags[@]}"}
 # HOME: kwok also reads ~/.kwok/kwok.yaml when it exists; only our stage file must count.
 start kwok env HOME="$state/kwok-home" "$bin/kwok" --kubeconfig="$kubeconfig" --config="$state/kwok/stages.yaml" \
   --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \

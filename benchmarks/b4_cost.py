@@ -1,0 +1,107 @@
+"""B4 cost: operator memory and CPU per task lifecycle with many TaskJobs of 10 tasks each.
+
+Each TaskJob is a fan-out/fan-in of 10 tasks (1 root, 8 in parallel, 1 sink); pods run 0 s (kwok).
+CPU is the operator process's utime + stime (/proc/<pid>/stat) from the first TaskJob created to the
+last one Succeeded, divided by the number of tasks; memory is VmRSS sampled every second and VmHWM
+(the kernel's peak RSS) from /proc/<pid>/status. The operator's idle CPU rate is measured first, for
+reference.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from common import Cluster, Operator, log, table, taskjob, verdict
+
+MIB = 1024 * 1024
+GOAL_RSS = 150 * MIB
+GOAL_CPU_PER_TASK = 0.005
+
+
+def ten_tasks() -> list[dict[str, Any]]:
+    """Return 10 tasks: a root, 8 in parallel after it, and a sink after those."""
+    middle = [f"m{i}" for i in range(8)]
+    fan_out = [{"name": m, "dependsOn": ["root"]} for m in middle]
+    return [{"name": "root"}, *fan_out, {"name": "sink", "dependsOn": middle}]
+
+
+def run(cluster: Cluster, quick: bool, qps: float) -> dict[str, Any]:
+    """Run B4 and print its table; return the figures."""
+    count = 100 if quick else 1000
+    tasks_each = len(ten_tasks())
+    log(f"B4: {count} TaskJobs x {tasks_each} tasks (operator --qps {qps:g})")
+    with cluster.namespace("bench-b4") as ns, Operator(cluster.kubeconfig, [ns], qps, label="b4") as op:
+        idle0, t0 = op.cpu_seconds(), time.perf_counter()
+        time.sleep(10)  # measuring the idle CPU rate needs idle time
+        idle_rate = (op.cpu_seconds() - idle0) / (time.perf_counter() - t0)
+        rss_start = op.memory()["VmRSS"]
+
+        peak = {"rss": rss_start}
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(1.0):
+                try:
+                    peak["rss"] = max(peak["rss"], op.memory()["VmRSS"])
+                except OSError:
+                    return
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        cpu0, started = op.cpu_seconds(), time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: cluster.create_taskjob(ns, taskjob(f"tj-{i}", ten_tasks())), range(count)))
+        created = time.perf_counter() - started
+        phases = cluster.wait_finished(ns, count, timeout=1500 if not quick else 400)
+        elapsed = time.perf_counter() - started
+        cpu = op.cpu_seconds() - cpu0
+        stop.set()
+        sampler.join()
+        mem = op.memory()
+        # Memory after the run, with every finished Job and pod still in the cluster (and the store).
+        time.sleep(5)
+        rss_after = op.memory()["VmRSS"]
+        problems = op.problems()
+    tasks = count * tasks_each
+    succeeded = sum(1 for p in phases.values() if p == "Succeeded")
+    per_task = cpu / tasks
+    result = {
+        "taskjobs": count,
+        "tasks": tasks,
+        "succeeded_taskjobs": succeeded,
+        "create_s": created,
+        "elapsed_s": elapsed,
+        "tasks_per_s": tasks / elapsed,
+        "cpu_s": cpu,
+        "cpu_per_task_s": per_task,
+        "cpu_busy_fraction": cpu / elapsed,
+        "idle_cpu_per_s": idle_rate,
+        "rss_start_bytes": rss_start,
+        "rss_peak_sampled_bytes": peak["rss"],
+        "rss_hwm_bytes": mem.get("VmHWM"),
+        "rss_after_bytes": rss_after,
+        "operator_problems": problems[:5],
+    }
+    print(f"\n### B4 cost: {count} TaskJobs x {tasks_each} tasks = {tasks} task lifecycles (operator --qps {qps:g})\n")
+    print(
+        table(
+            ["figure", "value", "goal"],
+            [
+                ["TaskJobs Succeeded", f"{succeeded}/{count} in {elapsed:.0f} s ({tasks / elapsed:.1f} tasks/s)", ""],
+                ["operator CPU", f"{cpu:.1f} s ({cpu / elapsed * 100:.0f}% of one core over the run)", ""],
+                ["CPU per task lifecycle", f"{per_task * 1000:.2f} ms",
+                 f"<= 5 ms: {verdict(per_task, GOAL_CPU_PER_TASK)}"],
+                ["RSS at start (idle, connected)", f"{rss_start / MIB:.0f} MiB", ""],
+                ["peak RSS (VmHWM)", f"{(mem.get('VmHWM') or 0) / MIB:.0f} MiB",
+                 f"<= 150 MiB: {verdict(mem.get('VmHWM') or 0, GOAL_RSS)}"],
+                ["RSS after the run (all Jobs/pods still present)", f"{rss_after / MIB:.0f} MiB", ""],
+                ["idle CPU", f"{idle_rate * 1000:.1f} ms/s", ""],
+            ],
+        )
+    )  # fmt: skip
+    if problems:
+        print(f"\noperator log problems: {problems[:5]}")
+    return result

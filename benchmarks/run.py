@@ -1,0 +1,133 @@
+"""Run taskjob's benchmarks (B1-B4) against a real control plane and print their figures.
+
+    python benchmarks/run.py                 # all four, full size (about 20 minutes on 2 cores)
+    python benchmarks/run.py --quick         # smaller sizes (a few minutes)
+    python benchmarks/run.py --only B1,B3    # a subset
+    python benchmarks/run.py --kubeconfig .testenv/kubeconfig   # an already running cluster
+
+Without --kubeconfig, a private testenv is started in $TMPDIR/taskjob-bench-testenv (with the controllers'
+client QPS raised, so the Job controller is not the bottleneck) and stopped at the end (--keep-testenv
+keeps it). Figures go to stdout as Markdown; --json also writes them as JSON. Nothing here asserts a
+timing: the tables say which goals were met and by how much others were missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from common import ROOT, Cluster, log  # noqa: E402
+
+TESTENV_ENV = {"TESTENV_CONTROLLER_QPS": "200", "TESTENV_CONCURRENT_JOB_SYNCS": "20"}
+
+
+def start_testenv(state: Path) -> str:
+    """Start (or reuse) the private testenv; return its kubeconfig."""
+    env = {**os.environ, "TESTENV_DIR": str(state), **TESTENV_ENV}
+    subprocess.run([str(ROOT / "tests" / "testenv" / "up.sh")], env=env, check=True)
+    return str(state / "kubeconfig")
+
+
+def stop_testenv(state: Path) -> None:
+    """Stop the private testenv and remove its state."""
+    env = {**os.environ, "TESTENV_DIR": str(state)}
+    subprocess.run([str(ROOT / "tests" / "testenv" / "down.sh")], env=env, check=False)
+
+
+def header(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
+    """Print and return where and how the figures were measured."""
+    info = common.machine()
+    info["kubernetes"] = cluster.server_version()
+    try:
+        info["commit"] = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        info["commit"] = "unknown"
+    info["mode"] = "quick" if args.quick else "full"
+    info["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    print("## taskjob benchmarks\n")
+    print(
+        f"- machine: {info['cpus']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB RAM, "
+        f"kernel {info['kernel']}; load average {info['load_avg_1m']:.1f} at start (the CPUs are shared)"
+    )
+    print(
+        f"- versions: Kubernetes {info['kubernetes']} (testenv), Python {info['python']}, kopf {info['kopf']}, "
+        f"kubernetes client {info['kubernetes_client']}, pydantic {info['pydantic']}; taskjob commit {info['commit']}"
+    )
+    print(f"- mode: {info['mode']}; {info['date']}")
+    return info
+
+
+def main() -> int:
+    """Run the chosen benchmarks; return the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: a few minutes in all")
+    parser.add_argument("--only", default="B1,B2,B3,B4", help="comma-separated subset of B1,B2,B3,B4")
+    parser.add_argument("--kubeconfig", help="use this cluster instead of starting a private testenv")
+    parser.add_argument("--testenv-dir", default=str(Path(tempfile.gettempdir()) / "taskjob-bench-testenv"))
+    parser.add_argument("--keep-testenv", action="store_true", help="leave the private testenv running")
+    parser.add_argument("--qps", type=float, default=50.0, help="operator --qps for B1 and B2 (its default: 50)")
+    parser.add_argument(
+        "--scale-qps", type=float, default=1000.0, help="operator --qps for B3 and B4 (high: they measure the loop)"
+    )
+    parser.add_argument(
+        "--b2-qps", default="50,200", help="client QPS settings B2 compares at (quick mode: the first only)"
+    )
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    parser.add_argument("--profile", type=Path, help="record py-spy profiles of each operator run into this directory")
+    args = parser.parse_args()
+    wanted = {name.strip().upper() for name in args.only.split(",") if name.strip()}
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        common.PROFILE_DIR = args.profile
+
+    state = Path(args.testenv_dir)
+    kubeconfig = args.kubeconfig or start_testenv(state)
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    try:
+        cluster = Cluster(kubeconfig)
+        cluster.apply_crd()
+        results["machine"] = header(cluster, args)
+        if "B1" in wanted:
+            import b1_latency
+
+            results["B1"] = b1_latency.run(cluster, args.quick, args.qps)
+        if "B2" in wanted:
+            import b2_throughput
+
+            settings = [float(q) for q in args.b2_qps.split(",")]
+            results["B2"] = [b2_throughput.run(cluster, args.quick, q) for q in settings[: 1 if args.quick else None]]
+        if "B3" in wanted:
+            import b3_scale
+
+            results["B3"] = b3_scale.run(cluster, args.quick, args.scale_qps)
+        if "B4" in wanted:
+            import b4_cost
+
+            results["B4"] = b4_cost.run(cluster, args.quick, args.scale_qps)
+    finally:
+        if not args.kubeconfig and not args.keep_testenv:
+            stop_testenv(state)
+    wall = time.perf_counter() - started
+    results["wall_seconds"] = wall
+    print(f"\nwall time {wall / 60:.1f} min; load average {os.getloadavg()[0]:.1f} at the end")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+        log(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
