@@ -88,7 +88,7 @@ def validate_spec(spec: Mapping[str, Any]) -> tuple[TaskJobSpec | None, tuple[Pr
     try:
         parsed, _, problems = _validate_spec(_plain(spec))
     except _TooDeep as exc:
-        return None, (Problem("spec", str(exc)),)
+        return None, (Problem(exc.path("spec"), str(exc)),)
     except Exception as exc:
         return None, (Problem("spec", f"could not validate the spec: {exc!r}"),)
     return parsed, problems
@@ -98,10 +98,13 @@ def validate_spec(spec: Mapping[str, Any]) -> tuple[TaskJobSpec | None, tuple[Pr
 
 
 def _validate_taskjob(raw: Any) -> ValidationResult:
+    if isinstance(raw, Mapping) and isinstance(raw.get("metadata"), Mapping) and "managedFields" in raw["metadata"]:
+        # The server's record of field owners mirrors the spec's shape (as deep, as big): not user input.
+        raw = {**raw, "metadata": {k: v for k, v in raw["metadata"].items() if k != "managedFields"}}
     try:
         obj = _plain(raw)
     except _TooDeep as exc:
-        return ValidationResult(None, (Problem("", str(exc)),))
+        return ValidationResult(None, (Problem(exc.path(), str(exc)),))
     if not isinstance(obj, dict):
         return ValidationResult(None, (Problem("", f"a TaskJob must be an object{_got(obj)}"),))
     problems: list[Problem] = []
@@ -475,17 +478,41 @@ def _unwrap(tp: Any) -> Any:
 
 
 class _TooDeep(ValueError):
-    pass
+    """Input nested deeper than MAX_DEPTH; `path()` says where, from the keys collected while unwinding."""
+
+    def __init__(self) -> None:
+        super().__init__(f"is nested more than {MAX_DEPTH} levels deep")
+        self.segments: list[str] = []  # innermost first
+
+    def path(self, prefix: str = "", keep: int = 6) -> str:
+        """Return the field path where the nesting starts, e.g. spec.tasks[0].podTemplate.spec.affinity…"""
+        segments = self.segments[::-1]
+        text = prefix + "".join(s if s.startswith("[") else f".{s}" for s in segments[:keep])
+        return text.lstrip(".") + ("…" if len(segments) > keep else "")
 
 
 def _plain(value: Any, depth: int = 0) -> Any:
     """Return value as plain dicts and lists (kopf bodies are Mapping views; YAML may give tuples)."""
     if depth > MAX_DEPTH:
-        raise _TooDeep(f"the object is nested more than {MAX_DEPTH} levels deep")
+        raise _TooDeep
     if isinstance(value, Mapping):
-        return {k: _plain(v, depth + 1) for k, v in value.items()}
+        plain: dict[Any, Any] = {}
+        for k, v in value.items():
+            try:
+                plain[k] = _plain(v, depth + 1)
+            except _TooDeep as exc:
+                exc.segments.append(str(k))
+                raise
+        return plain
     if isinstance(value, list | tuple):
-        return [_plain(v, depth + 1) for v in value]
+        items = []
+        for i, v in enumerate(value):
+            try:
+                items.append(_plain(v, depth + 1))
+            except _TooDeep as exc:
+                exc.segments.append(f"[{i}]")
+                raise
+        return items
     return value
 
 

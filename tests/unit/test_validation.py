@@ -454,7 +454,17 @@ def test_deeply_nested_input_is_refused_without_recursion_errors() -> None:
     for _ in range(5000):
         deep = [deep]
     body = with_task(0, podTemplate={"a": deep})
-    assert problems_of(body) == ["the object is nested more than 100 levels deep"]
+    assert problems_of(body) == ["spec.tasks[0].podTemplate.a[0]…: is nested more than 100 levels deep"]
+
+
+def test_deep_nesting_is_reported_where_the_user_wrote_it_not_in_managed_fields() -> None:
+    deep: Any = "x"
+    for _ in range(150):
+        deep = {"n": deep}
+    body = with_task(0, podTemplate={"spec": {"affinity": deep}})
+    # The API server mirrors the spec's shape in metadata.managedFields (fieldsV1): as deep, and not user input.
+    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {"f:tasks": deep}}}]
+    assert problems_of(body) == ["spec.tasks[0].podTemplate.spec.affinity…: is nested more than 100 levels deep"]
 
 
 def test_problem_prints_path_then_message() -> None:
