@@ -29,14 +29,17 @@ def peering(kubectl: Callable[..., str], namespace: str) -> str:
 def replicas(
     kubeconfig: str, namespace: str, taskjob_crd: None, peering: str, tmp_path: Path
 ) -> Iterator[tuple[OperatorProcess, OperatorProcess]]:
-    ops = []
-    for name, priority in (("leader", 100), ("standby", 50)):
-        (tmp_path / name).mkdir()
-        ops.append(OperatorProcess(kubeconfig, [namespace], tmp_path / name,
-                                   extra=["--peering", peering, "--priority", str(priority)]).start())
-    yield ops[0], ops[1]
-    for op in ops:
-        op.stop()
+    ops: list[OperatorProcess] = []
+    try:
+        for name, priority in (("leader", 100), ("standby", 50)):
+            (tmp_path / name).mkdir()
+            ops.append(OperatorProcess(kubeconfig, [namespace], tmp_path / name,
+                                       extra=["--peering", peering, "--priority", str(priority)]))
+            ops[-1].start()
+        yield ops[0], ops[1]
+    finally:
+        for op in ops:
+            op.stop()
     for op in ops:
         assert "Traceback" not in op.logs()
 

@@ -47,8 +47,9 @@ def chart_identity(helm: Callable[..., str], namespace: str, api_client: Any, tm
 def test_operator_as_the_chart_service_account_completes_the_diamond(
     chart_identity: Path, namespace: str, taskjob_crd: None, taskjobs: TaskJobs, tmp_path: Path
 ) -> None:
-    op = OperatorProcess(str(chart_identity), [namespace], tmp_path).start()
+    op = OperatorProcess(str(chart_identity), [namespace], tmp_path)
     try:
+        op.start()
         taskjobs.create(ROOT / "examples" / "diamond.yaml")
         status = taskjobs.wait_phase("diamond", ("Succeeded", "Failed"))
         assert status["phase"] == "Succeeded", status.get("message")

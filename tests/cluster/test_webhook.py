@@ -33,11 +33,14 @@ def webhook_operator(
     port = free_port()
     op = OperatorProcess(
         kubeconfig, [namespace], tmp_path, extra=["--webhook-port", str(port), "--webhook-host", "127.0.0.1"]
-    ).start()
-    poll(lambda: "taskjob.dev" in kubectl("get", "validatingwebhookconfigurations", "-o", "name"), 30,
-         "kopf to register the webhook configuration")
-    yield op
-    op.stop()
+    )
+    try:
+        op.start()
+        poll(lambda: "taskjob.dev" in kubectl("get", "validatingwebhookconfigurations", "-o", "name"), 30,
+             "kopf to register the webhook configuration")
+        yield op
+    finally:
+        op.stop()
     # The configuration outlives the process (failurePolicy Ignore keeps that harmless); tidy it anyway.
     kubectl("delete", "validatingwebhookconfiguration", "taskjob.dev", "--ignore-not-found")
 
