@@ -93,8 +93,11 @@ def test_r5_taskjobs_finish_across_apiserver_and_etcd_restarts(
     env.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskjobs.taskjob.dev")
     env.kubectl("create", "namespace", "r5")
     api = config.new_client_from_config(config_file=env.kubeconfig)  # type: ignore[no-untyped-call]
-    poll(tolerant(lambda: client.CoreV1Api(api).read_namespaced_service_account("default", "r5")), 60,
-         "the default ServiceAccount")
+    def default_sa() -> bool:  # made by the ServiceAccount controller shortly after the namespace
+        names = client.CoreV1Api(api).list_namespaced_service_account("r5").items
+        return any(sa.metadata.name == "default" for sa in names)
+
+    poll(tolerant(default_sa), 60, "the default ServiceAccount")
     taskjobs = TaskJobs(api, "r5")
     op = OperatorProcess(env.kubeconfig, ["r5"], tmp_path).start()
     try:
