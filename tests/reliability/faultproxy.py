@@ -242,6 +242,9 @@ class FaultProxy:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers.update(self.upstream.headers)
+        # aiohttp would ask for gzip by itself; bodies are relayed as they come and Content-Encoding is not,
+        # so a large gzipped LIST would reach the operator as bytes it cannot read.
+        headers["Accept-Encoding"] = "identity"
         return await self._session.request(
             request.method,
             self.upstream.server + request.path_qs,
