@@ -74,10 +74,10 @@ def scenario(cluster: Cluster, qps: float, taskjobs: int, length: int, timeout: 
     }
 
 
-def run(cluster: Cluster, quick: bool, qps: float) -> dict[str, Any]:
+def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
     """Run B1 and print its table; return the figures."""
-    length_1 = 15 if quick else 40
-    many, length_many = (20, 8) if quick else (50, 20)
+    length_1 = 15 if mode == "quick" else 40
+    many, length_many = (20, 8) if mode == "quick" else (50, 10)
     results = []
     for n, length in ((1, length_1), (many, length_many)):
         log(f"B1: {n} TaskJob(s) in flight, chains of {length}")

@@ -74,9 +74,9 @@ def operator_run(cluster: Cluster, n: int, qps: float) -> dict[str, Any]:
     }
 
 
-def run(cluster: Cluster, quick: bool, qps: float) -> dict[str, Any]:
+def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
     """Run B2 and print its table; return the figures."""
-    n = 300 if quick else 1000
+    n = 300 if mode == "quick" else 1000
     log(f"B2: raw client loop, {n} Jobs at {qps:g} QPS")
     raw = raw_loop(cluster, n, qps)
     log(f"B2: the operator, a TaskJob of {n} independent tasks at --qps {qps:g}")

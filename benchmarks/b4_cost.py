@@ -28,9 +28,9 @@ def ten_tasks() -> list[dict[str, Any]]:
     return [{"name": "root"}, *fan_out, {"name": "sink", "dependsOn": middle}]
 
 
-def run(cluster: Cluster, quick: bool, qps: float) -> dict[str, Any]:
+def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
     """Run B4 and print its table; return the figures."""
-    count = 100 if quick else 1000
+    count = {"quick": 100, "default": 300, "full": 1000}[mode]
     tasks_each = len(ten_tasks())
     log(f"B4: {count} TaskJobs x {tasks_each} tasks (operator --qps {qps:g})")
     with cluster.namespace("bench-b4") as ns, Operator(cluster.kubeconfig, [ns], qps, label="b4") as op:
@@ -40,22 +40,25 @@ def run(cluster: Cluster, quick: bool, qps: float) -> dict[str, Any]:
         rss_start = op.memory()["VmRSS"]
 
         peak = {"rss": rss_start}
+        timeline: list[tuple[float, int, float]] = []  # (seconds, RSS bytes, CPU seconds)
         stop = threading.Event()
 
         def sample() -> None:
             while not stop.wait(1.0):
                 try:
-                    peak["rss"] = max(peak["rss"], op.memory()["VmRSS"])
+                    rss = op.memory()["VmRSS"]
+                    timeline.append((time.perf_counter() - started, rss, op.cpu_seconds() - cpu0))
                 except OSError:
                     return
+                peak["rss"] = max(peak["rss"], rss)
 
+        cpu0, started = op.cpu_seconds(), time.perf_counter()
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        cpu0, started = op.cpu_seconds(), time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda i: cluster.create_taskjob(ns, taskjob(f"tj-{i}", ten_tasks())), range(count)))
         created = time.perf_counter() - started
-        phases = cluster.wait_finished(ns, count, timeout=1500 if not quick else 400)
+        phases = cluster.wait_finished(ns, count, timeout=120 + count * 3.0)
         elapsed = time.perf_counter() - started
         cpu = op.cpu_seconds() - cpu0
         stop.set()
@@ -84,6 +87,7 @@ def run(cluster: Cluster, quick: bool, qps: float) -> dict[str, Any]:
         "rss_hwm_bytes": mem.get("VmHWM"),
         "rss_after_bytes": rss_after,
         "operator_problems": problems[:5],
+        "timeline": timeline[:: max(1, len(timeline) // 60)],
     }
     print(f"\n### B4 cost: {count} TaskJobs x {tasks_each} tasks = {tasks} task lifecycles (operator --qps {qps:g})\n")
     print(

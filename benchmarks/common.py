@@ -313,7 +313,11 @@ class Operator:
     """`taskjob operator` as a child process: its pid for /proc, its /metrics, its log."""
 
     def __init__(
-        self, kubeconfig: str, namespaces: Sequence[str], qps: float, log_dir: Path | None = None,
+        self,
+        kubeconfig: str,
+        namespaces: Sequence[str],
+        qps: float,
+        log_dir: Path | None = None,
         label: str = "operator",
     ) -> None:
         self.kubeconfig = kubeconfig
