@@ -35,6 +35,9 @@ crd: $(STAMP) ## Regenerate the CRD from the models (and the chart's copy)
 	$(PY) -m taskjobs.crd --write
 	cp crds/taskjob.dev_taskjobs.yaml charts/taskjob-operator/crds/taskjob.dev_taskjobs.yaml
 
+bench: $(STAMP) ## Benchmarks B1-B4 on a private testenv, ~20 min (docs/performance.md); BENCH_ARGS=--quick
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
 soak: $(STAMP) testenv ## Long reliability run (docs/reliability.md): 50+ operator kills, API faults, 5,000 bad manifests
 	TASKJOB_SOAK=1 $(PY) -m pytest tests/reliability -q
 
