@@ -12,6 +12,9 @@ must not hold a worker (and its TaskJob) forever.
 from __future__ import annotations
 
 import asyncio
+import collections
+import heapq
+import itertools
 import json
 import logging
 import socket
@@ -37,6 +40,8 @@ MERGE = "application/merge-patch+json"
 TRANSIENT = frozenset({429, 500, 502, 503, 504})  # worth asking again
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # then the error goes to the work queue's own backoff
 REQUEST_TIMEOUT = (10.0, 60.0)  # seconds to connect, and to wait for the response
+MAX_QUEUED_EVENTS = 1000  # Events waiting to be sent; older ones are dropped beyond this
+EVENT_SENDERS = 4  # Events in flight at once
 
 
 def load_config() -> None:
@@ -59,28 +64,57 @@ def pooled_configuration(connections: int) -> client.Configuration:
     return configuration
 
 
+# Request priorities for the shared rate limit: lower goes first. A Job create is the critical path of
+# scheduling latency; Events are best effort and must never delay it (client-go sends them from a
+# background broadcaster for the same reason).
+URGENT, NORMAL, BACKGROUND = 0, 1, 2
+
+
 class TokenBucket:
-    """Client-side rate limit (QPS with a burst), like client-go's, so bursts of creates stay polite."""
+    """Client-side rate limit (QPS with a burst), like client-go's, so bursts of creates stay polite.
+
+    Unlike client-go's, waiting requests are served by priority, then in arrival order.
+    """
 
     def __init__(self, qps: float, burst: int) -> None:
         self.qps, self.burst = qps, float(burst)
         self.tokens, self.stamp = float(burst), time.monotonic()
-        self._lock = asyncio.Lock()
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
 
-    async def take(self) -> None:
-        """Wait until one request may be sent."""
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps)
+        self.stamp = now
+
+    async def take(self, priority: int = NORMAL) -> None:
+        """Wait until one request of this priority may be sent."""
         if self.qps <= 0:
             return
-        async with self._lock:
-            now = time.monotonic()
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps)
-            self.stamp = now
-            if self.tokens < 1:
-                await asyncio.sleep((1 - self.tokens) / self.qps)
-                self.stamp = time.monotonic()
-                self.tokens = 0.0
-            else:
+        self._refill()
+        if not self._waiting and self.tokens >= 1:
+            self.tokens -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._arrivals), turn))
+        self._schedule()
+        await turn  # a cancelled waiter is skipped by _grant
+
+    def _schedule(self) -> None:
+        if self._timer is None and self._waiting:
+            delay = max(0.0, (1 - self.tokens) / self.qps)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._grant)
+
+    def _grant(self) -> None:
+        self._timer = None
+        self._refill()
+        while self._waiting and self.tokens >= 1:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)
                 self.tokens -= 1
+        self._schedule()
 
 
 class Kube:
@@ -94,9 +128,16 @@ class Kube:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
         self.limiter = TokenBucket(qps, burst=max(1, int(qps * 2)))
         self.instance = socket.gethostname()
+        self._events: collections.deque[tuple[Mapping[str, Any], str, str, str]] = collections.deque()
+        self._event_senders: set[asyncio.Task[None]] = set()
 
     async def _call(
-        self, fn: Callable[..., T], *args: Any, retry: frozenset[int] | None = TRANSIENT, **kwargs: Any
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        retry: frozenset[int] | None = TRANSIENT,
+        priority: int = NORMAL,
+        **kwargs: Any,
     ) -> T:
         """Return fn(*args, **kwargs) run in the pool; retry the HTTP statuses in `retry` and lost connections.
 
@@ -106,7 +147,7 @@ class Kube:
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
         delays = RETRY_DELAYS if retry is not None else ()
         for delay in (*delays, None):
-            await self.limiter.take()
+            await self.limiter.take(priority)
             try:
                 return await loop.run_in_executor(self.pool, lambda: _read(fn(*args, **kwargs)))
             except ApiException as e:
@@ -214,7 +255,9 @@ class Kube:
         """
         name = body["metadata"]["name"]
         try:
-            resp = await self._call(self.batch.create_namespaced_job, namespace, body, _preload_content=False)
+            resp = await self._call(
+                self.batch.create_namespaced_job, namespace, body, _preload_content=False, priority=URGENT
+            )
             return dict(self._json(resp))
         except ApiException as e:
             if e.status != 409:
@@ -245,7 +288,8 @@ class Kube:
         """Merge-patch a Job; a Job that is gone needs no patch."""
         try:
             await self._call(
-                self.batch.patch_namespaced_job, name, namespace, patch, _content_type=MERGE, retry=TRANSIENT | {409}
+                self.batch.patch_namespaced_job, name, namespace, patch, _content_type=MERGE, retry=TRANSIENT | {409},
+                priority=URGENT,
             )
         except ApiException as e:
             if e.status != 404:
@@ -316,6 +360,38 @@ class Kube:
                 raise
             await self._call(self.core.patch_namespaced_config_map, name, namespace, {"data": dict(data)})
 
+    def post_event(self, owner: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Queue an Event on the TaskJob, sent in the background at the lowest priority, in order.
+
+        A reconcile never waits for its Events: under load they would hold a worker and delay the next
+        Job create. Past MAX_QUEUED_EVENTS the oldest are dropped (counted), as client-go's broadcaster does.
+        """
+        if len(self._events) >= MAX_QUEUED_EVENTS:
+            self._events.popleft()
+            metrics.EVENTS_DROPPED.inc()
+        self._events.append((owner, type_, reason, message))
+        if len(self._event_senders) < EVENT_SENDERS:
+            sender = asyncio.get_running_loop().create_task(self._send_events(), name="taskjob-events")
+            self._event_senders.add(sender)
+            sender.add_done_callback(self._event_senders.discard)
+
+    async def _send_events(self) -> None:
+        while self._events:
+            owner, type_, reason, message = self._events.popleft()
+            try:
+                await self.event(owner, type_, reason, message)
+            except Exception as e:  # noqa: BLE001 - events are best effort
+                meta = owner["metadata"]
+                log.warning(
+                    "could not record event %s on %s: %s", reason, meta["name"], e,
+                    extra={"taskjob": meta["name"], "namespace": meta.get("namespace")},
+                )
+
+    async def flush_events(self, timeout: float = 5.0) -> None:
+        """Wait (up to `timeout` seconds) until the queued Events are sent."""
+        if self._event_senders:
+            await asyncio.wait(list(self._event_senders), timeout=timeout)
+
     async def event(self, owner: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Record a Kubernetes Event on the TaskJob (best effort: an event lost is not worth a retry loop)."""
         meta = owner["metadata"]
@@ -341,7 +417,7 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        await self._call(self.core.create_namespaced_event, meta["namespace"], body, retry=None)
+        await self._call(self.core.create_namespaced_event, meta["namespace"], body, retry=None, priority=BACKGROUND)
 
 
 def _read(result: T) -> T:
