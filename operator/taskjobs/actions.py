@@ -66,3 +66,4 @@ class Plan(BaseModel):
     events: tuple[Event, ...] = ()
     delete_taskjob: bool = False  # ttlSecondsAfterFinished has passed
     requeue_after: float | None = None  # seconds until a time-based decision (retry, timeout, deadline, TTL)
+    changed: frozenset[str] | None = None  # tasks whose state may differ from the previous status; None: any

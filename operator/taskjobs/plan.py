@@ -66,7 +66,7 @@ from .models import (
 )
 from .naming import job_name
 from .resolve import ResolvedTask, resolve_task
-from .status import conditions, count, cut, describe, taskjob_phase
+from .status import Counts, conditions, count, cut, describe, taskjob_phase
 
 GRACE_SECONDS = 30.0  # a Job just created may take this long to reach the operator's watch
 COMPACT_TASKS = 1000  # above this many tasks, finished tasks record less (see module docstring)
@@ -111,17 +111,48 @@ def _detail(exit_code: int | None, reason: str | None, message: str | None) -> s
     return f"{head}: {message}" if message else head
 
 
+class SpecShape:
+    """What plan derives from the spec alone (graph, order, settings): kept between plans of one generation."""
+
+    def __init__(self, spec: TaskJobSpec) -> None:
+        self.spec = spec
+        self.graph = dag.build([(t.name, tuple(t.depends_on or ())) for t in spec.tasks])
+        self.specs = {t.name: t for t in spec.tasks}
+        self.position = {name: i for i, name in enumerate(self.graph.order)}
+        self.resolved: dict[str, ResolvedTask] = {}  # filled on demand: most tasks never need it
+
+    @classmethod
+    def of(cls, spec: TaskJobSpec) -> SpecShape:
+        """Return the shape of a spec."""
+        return cls(spec)
+
+    def task(self, name: str) -> ResolvedTask:
+        """Return a task's effective settings (defaults applied)."""
+        found = self.resolved.get(name)
+        if found is None:
+            found = self.resolved[name] = resolve_task(self.specs[name], self.spec.defaults)
+        return found
+
+
 class _Planner:
     """One plan call's working state; `run` is the only entry."""
 
-    def __init__(self, meta: TaskJobMeta, spec: TaskJobSpec, status: TaskJobStatus | None, now: datetime) -> None:
+    def __init__(
+        self,
+        meta: TaskJobMeta,
+        spec: TaskJobSpec,
+        status: TaskJobStatus | None,
+        now: datetime,
+        shape: SpecShape | None = None,
+    ) -> None:
         self.meta = meta
         self.spec = spec
         self.prev = status
         self.now = now
-        self.graph = dag.build([(t.name, tuple(t.depends_on or ())) for t in spec.tasks])
-        self.specs = {t.name: t for t in spec.tasks}
-        self.resolved: dict[str, ResolvedTask] = {}  # filled on demand: most tasks never need it
+        self.shape = shape if shape is not None and shape.spec is spec else SpecShape.of(spec)
+        self.graph = self.shape.graph
+        self.specs = self.shape.specs
+        self.resolved = self.shape.resolved
         self.prev_tasks: Mapping[str, TaskState] = (status.tasks or {}) if status else {}
         self.compact = len(self.specs) > COMPACT_TASKS
         self.start_time = now
@@ -138,10 +169,7 @@ class _Planner:
 
     def task(self, name: str) -> ResolvedTask:
         """Return a task's effective settings."""
-        found = self.resolved.get(name)
-        if found is None:
-            found = self.resolved[name] = resolve_task(self.specs[name], self.spec.defaults)
-        return found
+        return self.shape.task(name)
 
     # ------------------------------------------------------------------ the whole
 
@@ -155,17 +183,38 @@ class _Planner:
         earliest = self._index(f for f in facts if f.attempt > self.bases.get(f.task, 0))
         self.start_time = (self.prev.start_time if self.prev else None) or earliest or self.now
         for name in self.graph.order:
-            state = self._decide(name)
-            base = self.bases.get(name)
-            if base and state.retry_base != base:
-                state = state.model_copy(update={"retry_base": base, "attempts": max(state.attempts or 0, base)})
-            self.states[name] = state
+            self.states[name] = self._decide_based(name)
         halt = self._halt()
         creates = [] if halt or self.spec.suspend else self._create()
         self._stop_jobs_of_finished_tasks()
 
         counts = count(self.states.values())
         started = bool(creates) or any(s.attempts for s in self.states.values())
+        return self._conclude(applied, halt, creates, counts, started, self.graph.order)
+
+    def _decide_based(self, name: str) -> TaskState:
+        """Decide a task, recording the retry base of a manual retry on it."""
+        state = self._decide(name)
+        base = self.bases.get(name)
+        if base and state.retry_base != base:
+            state = state.model_copy(update={"retry_base": base, "attempts": max(state.attempts or 0, base)})
+        return state
+
+    def _conclude(
+        self,
+        applied: str | None,
+        halt: str | None,
+        creates: list[CreateJob],
+        counts: Counts,
+        started: bool,
+        touched: Iterable[str],
+        changed: frozenset[str] | None = None,
+    ) -> Plan:
+        """Return the plan, once every task is decided: the TaskJob's status, wakeup, events and actions.
+
+        `touched` are the tasks (in topological order) whose events are looked for; `changed` those
+        whose state may differ from the previous status (None: any).
+        """
         phase = taskjob_phase(counts, suspended=bool(self.spec.suspend), started=started)
         final = phase in TERMINAL_PHASES
         failure = self._failure() if final or halt == "failfast" else None
@@ -226,9 +275,10 @@ class _Planner:
             status=status,
             create=tuple(creates),
             stop=tuple(self.stops.values()),
-            events=tuple(self._events(creates, phase, prev_phase, message)),
+            events=tuple(self._events(touched, creates, phase, prev_phase, message)),
             delete_taskjob=delete,
             requeue_after=requeue,
+            changed=changed,
         )
 
     def _start_retry(self, retry: RetryRequest, facts: list[AttemptFact]) -> None:
@@ -535,7 +585,7 @@ class _Planner:
 
     def _create(self) -> list[CreateJob]:
         """Turn the best candidates into Running attempts, within parallelism; return the creates."""
-        position = {name: i for i, name in enumerate(self.graph.order)}
+        position = self.shape.position
         candidates = [n for n in self.graph.order if self.states[n].phase == "Ready"] + self.due
         if not candidates:
             return []
@@ -544,6 +594,10 @@ class _Planner:
         if limit is not None:
             running = sum(1 for s in self.states.values() if s.phase == "Running")
             candidates = candidates[: max(0, limit - running)]
+        return self._launch(candidates)
+
+    def _launch(self, candidates: Iterable[str]) -> list[CreateJob]:
+        """Make each candidate's next attempt Running; return the creates."""
         creates: list[CreateJob] = []
         for name in candidates:
             old = self.states[name]
@@ -561,20 +615,30 @@ class _Planner:
         return creates
 
     def _stop_jobs_of_finished_tasks(self) -> None:
-        for name, fact in self.latest.items():
-            state = self.states[name]
-            if fact.phase in _ACTIVE and not fact.stopping and state.phase in TERMINAL_TASK_PHASES:
-                self.stops[fact.job_name] = StopJob(
-                    job_name=fact.job_name,
-                    reason=state.reason or state.phase,
-                    message=state.message or f"task {name} is {state.phase}",
-                )
+        for name in self.latest:
+            stop = self._finished_stop(name)
+            if stop is not None:
+                self.stops[stop.job_name] = stop
+
+    def _finished_stop(self, name: str) -> StopJob | None:
+        """Return the stop for a task that is final while its latest Job still runs (stopped at the deadline)."""
+        fact = self.latest.get(name)
+        state = self.states[name]
+        if fact is None or fact.phase not in _ACTIVE or fact.stopping or state.phase not in TERMINAL_TASK_PHASES:
+            return None
+        return StopJob(
+            job_name=fact.job_name,
+            reason=state.reason or state.phase,
+            message=state.message or f"task {name} is {state.phase}",
+        )
 
     # ------------------------------------------------------------------ events
 
-    def _events(self, creates: list[CreateJob], phase: str, prev_phase: str | None, message: str) -> list[Event]:
+    def _events(
+        self, touched: Iterable[str], creates: list[CreateJob], phase: str, prev_phase: str | None, message: str
+    ) -> list[Event]:
         events: list[Event] = []
-        for name in self.graph.order:
+        for name in touched:
             new = self.states[name]
             old = self.prev_tasks.get(name)
             if new is old:

@@ -213,6 +213,21 @@ class Run:
     stuck: bool = False  # not final, and nothing left that would wake the operator
 
 
+# How a reconcile plans: (kind, meta, spec, status read, facts seen, now) -> Plan. Default: `plan`.
+Planner = Callable[[str, TaskJobMeta, TaskJobSpec, "TaskJobStatus | None", tuple[AttemptFact, ...], datetime], Plan]
+
+
+def _full(
+    kind: str,
+    meta: TaskJobMeta,
+    spec: TaskJobSpec,
+    status: TaskJobStatus | None,
+    facts: tuple[AttemptFact, ...],
+    now: datetime,
+) -> Plan:
+    return plan(meta, spec, status, facts, now)
+
+
 def _roundtrip(status: TaskJobStatus) -> TaskJobStatus:
     return TaskJobStatus.model_validate(dump_status(status))
 
@@ -228,6 +243,7 @@ def simulate(
     deletions: Sequence[float] = (),
     seed: int = 0,
     max_steps: int = 3000,
+    planner: Planner | None = None,
 ) -> Run:
     """Run the TaskJob to the end; return every step. `spec_changes` and `deletions` are seconds after T0."""
     if stale_rate and (lag or deletions):
@@ -244,7 +260,7 @@ def simulate(
     def reconcile(kind: Literal["event", "echo", "stale"], status_in: TaskJobStatus | None) -> Plan:
         facts = cluster.facts(now, 0.0 if kind == "stale" else lag)
         truth = cluster.facts(now)
-        the_plan = plan(meta, spec, status_in, facts, now)
+        the_plan = (planner or _full)(kind, meta, spec, status_in, facts, now)
         cluster.execute(the_plan, now)
         run.steps.append(Step(kind, now, spec, status_in, facts, truth, cluster.facts(now), the_plan))
         run.status = _roundtrip(the_plan.status)

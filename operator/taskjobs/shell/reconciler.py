@@ -11,21 +11,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import mergepatch
 from ..actions import Plan, RetryRequest
+from ..facts import AttemptFact
+from ..incremental import Memory, replan
 from ..invalid import invalid_status
 from ..models import TaskJobMeta, TaskJobStatus, dump_status
 from ..naming import job_name
-from ..plan import plan
+from ..plan import SpecShape
 from ..render import render_job, stop_job_patch
-from ..resolve import resolve_tasks
+from ..statusdelta import dump_changes, patch_changes
 from ..validation import ValidationResult, output_references, validate_taskjob
 from . import metrics
 from .kube import Kube
-from .store import Key, Store, expected_fact
+from .store import Key, Store, Token, expected_fact
 
 log = logging.getLogger("taskjob.reconciler")
 
@@ -33,6 +35,15 @@ log = logging.getLogger("taskjob.reconciler")
 def outputs_configmap(taskjob: str) -> str:
     """Return the name of the ConfigMap holding a TaskJob's task outputs."""
     return f"{taskjob}-outputs"
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """The memory of a TaskJob's last plan, the status JSON it wrote, and the store's change-log point it saw."""
+
+    raw: dict[str, Any]
+    memory: Memory
+    token: Token
 
 
 class Reconciler:
@@ -44,10 +55,12 @@ class Reconciler:
         self.now = clock or (lambda: datetime.now(UTC))
         self.phases: dict[Key, str] = {}
         self.validated: dict[tuple[str, int], ValidationResult] = {}
+        self.memories: dict[Key, Remembered] = {}
 
     def forget(self, key: Key, uid: str | None = None) -> None:
         """Drop what is kept about a deleted TaskJob."""
         self._set_phase(key, None)
+        self.memories.pop(key, None)
         if uid:
             self.validated = {k: v for k, v in self.validated.items() if k[0] != uid}
 
@@ -88,28 +101,40 @@ class Reconciler:
         if not result.ok or result.taskjob is None:
             status = invalid_status(result.problems, body["metadata"].get("generation", 1), prior_raw, now)
             first = prior_raw.get("phase") != "Invalid"
-            await self._write_status(key, prior_raw, dump_status(status))
+            await self._write_status(key, prior_raw, dump_status(status), None)
+            self.memories.pop(key, None)
             self._set_phase(key, "Invalid")
             if first:
                 log.warning("TaskJob %s/%s is invalid: %s", *key, status.message, extra=_ctx(key))
-                await self._event(body, "Warning", "Invalid", status.message or "invalid TaskJob")
+                self._event(body, "Warning", "Invalid", status.message or "invalid TaskJob")
             return None
 
         taskjob = result.taskjob
         meta = TaskJobMeta.model_validate(body["metadata"])
-        prior = TaskJobStatus.model_validate(prior_raw) if prior_raw else None
-        facts = self.store.facts(key)
+        kept = self.memories.get(key)
+        # The memory of the last plan stands in for the status only if the status is still the one it wrote.
+        memory = kept.memory if kept is not None and prior_raw and kept.raw is prior_raw else None
+        token = self.store.token(key)
+        facts = self.store.fact_map(key)
+        hint = self.store.changed_since(key, kept.token) if memory is not None and kept is not None else None
+        prior = memory.status if memory else (TaskJobStatus.model_validate(prior_raw) if prior_raw else None)
         retry = RetryRequest.from_annotations(body["metadata"].get("annotations"))
-        the_plan = plan(meta, taskjob.spec, prior, facts, now, retry)
+        the_plan, next_memory = replan(meta, taskjob.spec, memory, prior, facts, now, retry, changed_jobs=hint)
+        changed = the_plan.changed
 
-        await self._record_outputs(key, body, facts)
-        await self._execute(key, body, meta, taskjob.spec, facts, the_plan, now)
-        await self._write_status(key, prior_raw, dump_status(the_plan.status))
+        await self._record_outputs(key, body, facts, changed)
+        await self._execute(key, body, meta, next_memory.shape, facts, the_plan, now)
+        new_raw = dump_changes(prior_raw, the_plan.status, changed)
+        written = await self._write_status(key, prior_raw, new_raw, changed)
+        if written is not None:
+            self.memories[key] = Remembered(written, next_memory, token)
+        else:
+            self.memories.pop(key, None)
         self._set_phase(key, the_plan.status.phase)
         for event in the_plan.events:
             _count(event.reason)
-            await self._event(body, event.type, event.reason, event.message)
-        _observe_durations(prior, the_plan.status)
+            self._event(body, event.type, event.reason, event.message)
+        _observe_durations(prior, the_plan.status, changed)
         if the_plan.delete_taskjob:
             log.info("TaskJob %s/%s finished more than ttlSecondsAfterFinished ago: deleting it", *key, extra=_ctx(key))
             await self.kube.delete_taskjob(key[0], key[1], meta.uid)
@@ -117,15 +142,21 @@ class Reconciler:
         return the_plan.requeue_after
 
     async def _execute(
-        self, key: Key, body: Mapping[str, Any], meta: TaskJobMeta, spec: Any, facts: list[Any], the_plan: Plan,
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        meta: TaskJobMeta,
+        shape: SpecShape,
+        facts: Mapping[str, AttemptFact],
+        the_plan: Plan,
         now: datetime,
     ) -> None:
         if the_plan.create:
-            tasks = resolve_tasks(spec)
-            outputs = self.store.outputs_of(key, facts)
+            outputs = self.store.outputs_of(key, list(facts.values()))
+            succeeded = {f.task: f for f in facts.values() if f.phase == "Succeeded"}
 
             async def create(task_name: str, attempt: int) -> None:
-                task = tasks[task_name]
+                task = shape.task(task_name)
                 wanted = set(task.depends_on)
                 for text in (*(task.args or ()), *(task.command or ()), *(e.value or "" for e in task.env)):
                     wanted.update(output_references(text))
@@ -140,7 +171,7 @@ class Reconciler:
                 )
                 if created is not None:
                     metrics.TASKS_STARTED.inc()
-                    self._observe_latency(key, task.depends_on, facts, now)
+                    self._observe_latency(key, task.depends_on, succeeded)
                     self.store.on_job("ADDED", created)
                 else:
                     self.store.expect(key, expected_fact(task_name, attempt, name, now))
@@ -150,47 +181,52 @@ class Reconciler:
             log.info("stopping Job %s of TaskJob %s/%s: %s", stop.job_name, *key, stop.reason, extra=_ctx(key))
             await self.kube.patch_job(key[0], stop.job_name, stop_job_patch(stop.reason, stop.message))
 
-    def _observe_latency(self, key: Key, deps: tuple[str, ...], facts: list[Any], now: datetime) -> None:
+    def _observe_latency(self, key: Key, deps: tuple[str, ...], succeeded: Mapping[str, AttemptFact]) -> None:
         """Scheduling latency: when the operator saw the last dependency finish -> this Job created."""
         if not deps:
             return
-        seen = [
-            self.store.finished_seen.get((key[0], f.job_name))
-            for f in facts
-            if f.task in deps and f.phase == "Succeeded"
-        ]
+        seen = [self.store.finished_seen.get((key[0], succeeded[d].job_name)) for d in deps if d in succeeded]
         known = [s for s in seen if s is not None]
-        if known and len(known) == len(seen) >= len(deps):  # unknown after a restart: not measured
+        if known and len(known) == len(seen) == len(deps):  # unknown after a restart: not measured
             latency = (datetime.now(UTC) - max(known)).total_seconds()
             metrics.SCHEDULING_LATENCY.observe(max(0.0, latency))
 
-    async def _record_outputs(self, key: Key, body: Mapping[str, Any], facts: list[Any]) -> None:
-        """Copy outputs of succeeded tasks into the TaskJob's ConfigMap, so they outlive their pods."""
+    async def _record_outputs(
+        self, key: Key, body: Mapping[str, Any], facts: Mapping[str, AttemptFact], changed: frozenset[str] | None
+    ) -> None:
+        """Copy outputs of succeeded tasks into the TaskJob's ConfigMap, so they outlive their pods.
+
+        With an incremental plan only the changed tasks are looked at: a task succeeds in the plan that
+        first sees its Job succeed, and a plan whose reconcile fails is not remembered.
+        """
         recorded = self.store.outputs.get(key, {})
         new = {
             f.task: f.output
-            for f in facts
-            if f.phase == "Succeeded" and f.output is not None and recorded.get(f.task) != f.output
+            for f in facts.values()
+            if (changed is None or f.task in changed)
+            and f.phase == "Succeeded"
+            and f.output is not None
+            and recorded.get(f.task) != f.output
         }
         if new:
             await self.kube.record_outputs(body, outputs_configmap(key[1]), new)
             self.store.outputs.setdefault(key, {}).update(new)
 
-    async def _write_status(self, key: Key, prior: dict[str, Any], status: dict[str, Any]) -> None:
-        patch = mergepatch.diff(prior, status)
+    async def _write_status(
+        self, key: Key, prior: dict[str, Any], status: dict[str, Any], changed: frozenset[str] | None
+    ) -> dict[str, Any] | None:
+        """Write the status as a merge patch of its change; return the status now in force (None: unknown)."""
+        patch = patch_changes(prior, status, changed)
         if not patch:
-            return
+            return prior
         rv = await self.kube.patch_status(key[0], key[1], patch)
-        if rv is not None:
-            self.store.remember_write(key, rv, status)
+        if rv is None:
+            return None
+        self.store.remember_write(key, rv, status)
+        return status
 
-    async def _event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        try:
-            await self.kube.event(body, type_, reason, message)
-        except Exception as e:  # noqa: BLE001 - events are best effort
-            meta = body["metadata"]
-            log.warning("could not record event %s on %s: %s", reason, meta["name"], e,
-                        extra={"taskjob": meta["name"], "namespace": meta.get("namespace")})
+    def _event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        self.kube.post_event(body, type_, reason, message)
 
 
 def _ctx(key: Key, task: str | None = None) -> dict[str, str]:
@@ -211,10 +247,12 @@ def _count(reason: str) -> None:
         counter.inc()
 
 
-def _observe_durations(prior: TaskJobStatus | None, status: TaskJobStatus) -> None:
+def _observe_durations(prior: TaskJobStatus | None, status: TaskJobStatus, changed: frozenset[str] | None) -> None:
     """Record the duration of every task that reached a final phase in this reconcile."""
     before = (prior.tasks if prior else None) or {}
-    for name, state in (status.tasks or {}).items():
+    tasks = status.tasks or {}
+    for name in tasks if changed is None else changed:
+        state = tasks[name]
         if state.phase in ("Succeeded", "Failed") and state.start_time and state.finish_time:
             old = before.get(name)
             if old is None or old.phase != state.phase:

@@ -7,7 +7,7 @@ watch delivers them neither launches the attempt twice nor exceeds parallelism.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,10 +66,23 @@ def _rv(body: Body) -> int:
 
 @dataclass
 class Written:
-    """The status this operator last wrote, until the watch shows an object at least that new."""
+    """The status this operator last wrote, kept while the watched object holds the same status."""
 
     resource_version: int
     status: dict[str, Any]
+    checked: int = -1  # a resourceVersion the watch showed holding exactly this status
+
+
+@dataclass
+class FactMap:
+    """The facts of one TaskJob's Jobs, as of one point of the change log."""
+
+    uid: str | None
+    token: Token
+    facts: dict[str, AttemptFact]
+
+
+Token = tuple[int, int]  # (epoch, sequence number): a point in the store's change log
 
 
 @dataclass
@@ -83,10 +96,23 @@ class Store:
     expected: dict[Key, dict[str, AttemptFact]] = field(default_factory=lambda: defaultdict(dict))
     written: dict[Key, Written] = field(default_factory=dict)
     finished_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (ns, job) -> first seen done
-    # Parsing a Job and its pods into a fact is redone only when one of them changed (10,000-task DAGs).
-    _facts: dict[tuple[str, str], tuple[tuple[str, ...], AttemptFact | None]] = field(default_factory=dict)
+    # Facts by Job, per TaskJob, brought up to date from the change log when read (10,000-task DAGs).
+    _maps: dict[Key, FactMap] = field(default_factory=dict)
+    # Which Jobs of each TaskJob changed, in order of change: Job name -> sequence number of its last change.
+    _log: dict[Key, OrderedDict[str, int]] = field(default_factory=dict)
+    _seq: int = 0
+    _epoch: int = 0  # bumped by clear(): a change log from before it is no guide to what changed
 
     # ---- updates from watch events (type None = initial listing)
+
+    def _touch(self, key: Key, job: str) -> None:
+        """Log that the fact of a Job of this TaskJob may have changed."""
+        self._seq += 1
+        log = self._log.get(key)
+        if log is None:
+            log = self._log[key] = OrderedDict()
+        log[job] = self._seq
+        log.move_to_end(job)
 
     def on_taskjob(self, event_type: str | None, body: Body) -> Key:
         """Record a TaskJob event; return its key."""
@@ -96,9 +122,6 @@ class Store:
             self.forget(key)
         else:
             self.taskjobs[key] = body
-            written = self.written.get(key)
-            if written and _rv(body) >= written.resource_version:
-                del self.written[key]
         return key
 
     def on_job(self, event_type: str | None, body: Body) -> Key | None:
@@ -109,11 +132,11 @@ class Store:
             return None
         key = (meta["namespace"], owner)
         name = meta["name"]
+        self._touch(key, name)
         if event_type == "DELETED":
             self.jobs[key].pop(name, None)
             self.pods.pop((meta["namespace"], name), None)
             self.finished_seen.pop((meta["namespace"], name), None)
-            self._facts.pop((meta["namespace"], name), None)
         else:
             self.jobs[key][name] = slim(body, pod=False)
             self.expected[key].pop(name, None)
@@ -129,6 +152,7 @@ class Store:
         if not owner or not job:
             return None
         bucket = self.pods[(meta["namespace"], job)]
+        self._touch((meta["namespace"], owner), job)
         if event_type == "DELETED":
             bucket.pop(meta["name"], None)
         else:
@@ -153,6 +177,9 @@ class Store:
         self.jobs.clear()
         self.pods.clear()
         self.outputs.clear()
+        self._maps.clear()
+        self._log.clear()
+        self._epoch += 1
 
     def forget(self, key: Key) -> None:
         """Drop everything about a deleted TaskJob (its Jobs and pods go with it by garbage collection)."""
@@ -160,7 +187,8 @@ class Store:
         for name in self.jobs.pop(key, {}):
             self.pods.pop((key[0], name), None)
             self.finished_seen.pop((key[0], name), None)
-            self._facts.pop((key[0], name), None)
+        self._maps.pop(key, None)
+        self._log.pop(key, None)
         self.expected.pop(key, None)
         self.written.pop(key, None)
         self.outputs.pop(key, None)
@@ -199,50 +227,93 @@ class Store:
     # ---- reads for a reconcile
 
     def status_of(self, key: Key) -> dict[str, Any] | None:
-        """Return the freshest status: ours if the watch has not caught up with our last write."""
+        """Return the freshest status: ours if the watch has not caught up with our last write.
+
+        While the status is the one this operator wrote, the very same object is returned: the
+        reconciler's plan memory is tied to it.
+        """
+        body = self.taskjobs.get(key)
         written = self.written.get(key)
         if written is not None:
-            return written.status
-        body = self.taskjobs.get(key)
-        return dict(body.get("status") or {}) if body else None
+            rv = _rv(body) if body is not None else 0
+            if body is None or rv < written.resource_version or rv == written.checked:
+                return written.status
+            # The watch caught up: the object holds our status unless the patch met a status someone
+            # else had written (a merge patch applies to what the server has), or was overwritten since.
+            if (body.get("status") or {}) == written.status:
+                written.checked = rv
+                return written.status
+            del self.written[key]
+        if body is None:
+            return None
+        status = body.get("status")
+        return status if isinstance(status, dict) else {}
 
     def remember_write(self, key: Key, resource_version: int, status: dict[str, Any]) -> None:
-        """Record a status write so the next reconcile does not read an older one from the watch."""
-        body = self.taskjobs.get(key)
-        if body is None or _rv(body) < resource_version:
-            self.written[key] = Written(resource_version, status)
+        """Record a status write, so reconciles read it until someone else writes the status."""
+        self.written[key] = Written(resource_version, status)
 
     def expect(self, key: Key, fact: AttemptFact) -> None:
         """Remember a Job this operator created (or found existing) until the watch shows it."""
         if fact.job_name not in self.jobs[key]:
             self.expected[key][fact.job_name] = fact
+            self._touch(key, fact.job_name)
+
+    def token(self, key: Key) -> Token:
+        """Return the current point of the change log (for changed_since)."""
+        return (self._epoch, self._seq)
+
+    def changed_since(self, key: Key, token: Token) -> list[str] | None:
+        """Return the Jobs of the TaskJob that changed after `token`, or None if that cannot be told."""
+        epoch, seq = token
+        if epoch != self._epoch:
+            return None
+        changed: list[str] = []
+        for job, at in reversed((self._log.get(key) or OrderedDict()).items()):
+            if at <= seq:
+                break
+            changed.append(job)
+        return changed
 
     def facts(self, key: Key) -> list[AttemptFact]:
-        """Return what is known of every attempt of the TaskJob's tasks.
+        """Return what is known of every attempt of the TaskJob's tasks."""
+        return list(self.fact_map(key).values())
+
+    def fact_map(self, key: Key) -> dict[str, AttemptFact]:
+        """Return what is known of every attempt of the TaskJob's tasks, by Job name (a new dict).
 
         Jobs are found by the TaskJob's name label, so a Job left by an earlier TaskJob of the same name
         (deleted, its Jobs still being garbage-collected) carries it too: only Jobs owned by this
         TaskJob's uid count, and only pods owned by the Job's uid (the old Job may have had the same name).
+        Only the Jobs the change log names are looked at again; an unchanged Job keeps its fact object.
         """
-        namespace = key[0]
         uid = _uid(self.taskjobs.get(key))
-        result: list[AttemptFact] = []
-        for name, job in self.jobs.get(key, {}).items():
-            if not _owned_by(job, uid):
-                continue
-            job_uid = _uid(job)
-            pods = {p: b for p, b in self.pods.get((namespace, name), {}).items() if _owned_by(b, job_uid)}
-            version = (str(_rv(job)), *(f"{p}={_rv(b)}" for p, b in pods.items()))
-            cached = self._facts.get((namespace, name))
-            if cached is not None and cached[0] == version:
-                fact = cached[1]
+        cached = self._maps.get(key)
+        changed = self.changed_since(key, cached.token) if cached is not None and cached.uid == uid else None
+        if cached is None or changed is None:
+            facts: dict[str, AttemptFact] = {}
+            names: Iterable[str] = self.jobs.get(key, {})
+        else:
+            facts, names = cached.facts, changed
+        for name in names:
+            fact = self._fact_of(key, name, uid)
+            if fact is None:
+                facts.pop(name, None)
             else:
-                fact = attempt_fact(job, list(pods.values()))
-                self._facts[(namespace, name)] = (version, fact)
-            if fact is not None:
-                result.append(fact)
-        result.extend(self.expected.get(key, {}).values())
+                facts[name] = fact
+        self._maps[key] = FactMap(uid, self.token(key), facts)
+        result = dict(facts)
+        for name, fact in (self.expected.get(key) or {}).items():
+            result.setdefault(name, fact)
         return result
+
+    def _fact_of(self, key: Key, name: str, uid: str | None) -> AttemptFact | None:
+        job = self.jobs.get(key, {}).get(name)
+        if job is None or not _owned_by(job, uid):
+            return None
+        job_uid = _uid(job)
+        pods = [b for b in self.pods.get((key[0], name), {}).values() if _owned_by(b, job_uid)]
+        return attempt_fact(job, pods)
 
     def outputs_of(self, key: Key, facts: list[AttemptFact]) -> dict[str, str]:
         """Return task outputs: recorded ones, plus any a succeeded pod shows that are not recorded yet."""
