@@ -148,6 +148,24 @@ def _waiting(pod: Obj | None) -> tuple[str | None, str | None]:
     return waiting.get("reason"), waiting.get("message")
 
 
+def _pod_lags(job: Obj, cond: Obj, pod: Obj | None) -> bool:
+    """Return whether the Job's end came from its pod, and the pod we have seen is still running.
+
+    The Job controller ends a Job only after it saw the pod finish, so such a pod is an old view of
+    it: its next event brings the exit code and termination message. A pod that is gone or that
+    failed without a container verdict (evicted, an init container) is not waited for.
+    """
+    if pod is None or _get(job, "metadata", "annotations", ANNOTATION_STOP_REASON):
+        return False
+    if cond.get("type") != "Complete" and cond.get("reason") and cond.get("reason") not in _POD_FAILED_REASONS:
+        return False  # the Job's own verdict (deadline ...): the pod's exit code is not the task's
+    if _terminated(pod) or _get(pod, "status", "phase") in ("Succeeded", "Failed") or _get(pod, "status", "reason"):
+        return False
+    return not any(
+        _mapping(_get(status, "state", "terminated")) for status in _list(_get(pod, "status", "initContainerStatuses"))
+    )
+
+
 def _failure(job: Obj, cond: Obj, pod: Obj | None) -> tuple[str | None, str | None, int | None]:
     """Return (reason, message, exit code) of a failed attempt.
 
@@ -205,6 +223,12 @@ def attempt_fact(job: Obj, pods: Sequence[Obj]) -> AttemptFact | None:
         fact["finish_time"] = parse_time(_get(job, "status", "completionTime")) or parse_time(
             cond.get("lastTransitionTime")
         )
+    if cond is not None and _pod_lags(job, cond, pod):
+        # The Job finished by its pod's verdict, but the pod we hold does not show it yet (its watch lags
+        # the Job's): deciding now would lose the exit code (non-retriable codes) or the output.
+        fact["phase"] = "Running"
+        fact.pop("finish_time", None)
+        return AttemptFact(**fact)
     if succeeded:
         terminated = _terminated(pod)
         fact["phase"] = "Succeeded"

@@ -465,3 +465,28 @@ def test_inputs_are_not_modified() -> None:
     before = copy.deepcopy((j, p))
     attempt_fact(j, [p])
     assert (j, p) == before
+
+
+def test_failed_job_whose_pod_still_shows_running_waits_for_the_pods_exit_code() -> None:
+    # The pod watch lags the Job watch: deciding now would retry a non-retriable exit code.
+    stale = pod(running(), "Running")
+    fact = attempt_fact(job(*failed(*BACKOFF), failed=1), [stale])
+    assert fact is not None and (fact.phase, fact.exit_code, fact.finish_time) == ("Running", None, None)
+    fresh = pod(terminated(2, "Error", "bad input"), "Failed")
+    fact = attempt_fact(job(*failed(*BACKOFF), failed=1), [fresh])
+    assert fact is not None and (fact.phase, fact.exit_code) == ("Failed", 2)
+
+
+def test_complete_job_whose_pod_still_shows_running_waits_for_the_output() -> None:
+    stale = pod(running(), "Running")
+    fact = attempt_fact(job(*complete(), succeeded=1), [stale])
+    assert fact is not None and fact.phase == "Running" and fact.output is None
+    fresh = pod(terminated(0, "Completed", "42"), "Succeeded")
+    fact = attempt_fact(job(*complete(), succeeded=1), [fresh])
+    assert fact is not None and (fact.phase, fact.output) == ("Succeeded", "42")
+
+
+def test_a_job_deadline_is_not_held_up_by_a_running_pod() -> None:
+    fact = attempt_fact(job(*failed("DeadlineExceeded", "Job was active longer than specified"), failed=1),
+                        [pod(running(), "Running")])
+    assert fact is not None and (fact.phase, fact.reason) == ("Failed", "DeadlineExceeded")
