@@ -1,0 +1,106 @@
+"""Job and pod events wake their TaskJob (the store returns its key) only when they change what its reconcile sees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskjobs.shell.store import Store
+
+
+def taskjob() -> dict[str, Any]:
+    return {"metadata": {"name": "tj", "namespace": "ns", "uid": "tj-uid", "resourceVersion": "1"}}
+
+
+def job(rv: int, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "tj-a-1",
+            "namespace": "ns",
+            "uid": "job-uid",
+            "resourceVersion": str(rv),
+            "creationTimestamp": "2026-11-23T12:00:00Z",
+            "labels": {"taskjob.dev/taskjob": "tj", "taskjob.dev/task": "a", "taskjob.dev/attempt": "1"},
+            "ownerReferences": [{"uid": "tj-uid", "kind": "TaskJob", "name": "tj", "controller": True}],
+        },
+        "status": status or {},
+    }
+
+
+def pod(rv: int, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "tj-a-1-xyz",
+            "namespace": "ns",
+            "uid": "pod-uid",
+            "resourceVersion": str(rv),
+            "labels": {"taskjob.dev/taskjob": "tj", "batch.kubernetes.io/job-name": "tj-a-1"},
+            "ownerReferences": [{"uid": "job-uid", "kind": "Job", "name": "tj-a-1", "controller": True}],
+        },
+        "spec": {"containers": [{"name": "main"}]},
+        "status": status or {"phase": "Pending"},
+    }
+
+
+RUNNING = {
+    "phase": "Running",
+    "containerStatuses": [{"name": "main", "state": {"running": {"startedAt": "2026-11-23T12:00:01Z"}}}],
+}
+
+
+def deliver(store: Store, kind: str, event: str, body: dict[str, Any]) -> bool:
+    """Record the event as the handlers do; return whether the TaskJob is woken."""
+    key = (store.on_job if kind == "job" else store.on_pod)(event, body)
+    assert key in (None, ("ns", "tj"))
+    return key is not None
+
+
+def test_events_that_change_no_fact_do_not_wake() -> None:
+    store = Store()
+    key = store.on_taskjob(None, taskjob())
+    assert store.fact_map(key) == {}  # a reconcile has read the TaskJob's facts
+    assert deliver(store, "job", "ADDED", job(2))
+    first = store.fact_map(key)["tj-a-1"]
+    assert not deliver(store, "job", "ADDED", job(2))  # the watch echoes what a reconcile recorded
+    assert not deliver(store, "pod", "ADDED", pod(3))  # Pending pod: the attempt is Pending already
+    assert not deliver(store, "job", "MODIFIED", job(4, {"active": 1}))
+    assert store.fact_map(key)["tj-a-1"] is first  # unchanged facts keep their object (plan memory)
+    assert deliver(store, "pod", "MODIFIED", pod(5, RUNNING))  # the container started
+    assert not deliver(store, "pod", "MODIFIED", pod(6, {**RUNNING, "podIP": "10.0.0.1"}))
+    exited = {
+        "phase": "Succeeded",
+        "containerStatuses": [
+            {
+                "name": "main",
+                "state": {
+                    "terminated": {
+                        "exitCode": 0,
+                        "startedAt": "2026-11-23T12:00:01Z",
+                        "finishedAt": "2026-11-23T12:00:02Z",
+                    }
+                },
+            }
+        ],
+    }
+    assert not deliver(store, "pod", "MODIFIED", pod(7, exited))  # the Job says it when it completes
+    done = {"conditions": [{"type": "Complete", "status": "True"}], "completionTime": "2026-11-23T12:00:02Z"}
+    assert deliver(store, "job", "MODIFIED", job(8, done))
+    assert store.fact_map(key)["tj-a-1"].phase == "Succeeded"
+    assert deliver(store, "job", "DELETED", job(9, done))
+    assert store.fact_map(key) == {}
+
+
+def test_events_before_the_first_read_always_wake() -> None:
+    store = Store()
+    store.on_taskjob(None, taskjob())
+    assert deliver(store, "job", "ADDED", job(2))
+    assert deliver(store, "job", "ADDED", job(2))  # no facts read yet: nothing to compare with
+
+
+def test_a_new_taskjob_of_the_same_name_reads_its_jobs_again() -> None:
+    store = Store()
+    key = store.on_taskjob(None, taskjob())
+    store.on_job("ADDED", job(2))
+    assert list(store.fact_map(key)) == ["tj-a-1"]
+    store.on_taskjob("MODIFIED", {"metadata": {**taskjob()["metadata"], "uid": "other-uid"}})
+    assert store.fact_map(key) == {}  # the Job belongs to the TaskJob of the old uid
+    assert not deliver(store, "job", "MODIFIED", job(3))  # the old TaskJob's Job is none of the new one's business
