@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from common import Cluster, Operator, log, table, taskjob, verdict
+from common import Cluster, Operator, histogram, log, table, taskjob, verdict
 
 MIB = 1024 * 1024
 GOAL_RSS = 150 * MIB
@@ -34,6 +34,7 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
     tasks_each = len(ten_tasks())
     log(f"B4: {count} TaskJobs x {tasks_each} tasks (operator --qps {qps:g})")
     with cluster.namespace("bench-b4") as ns, Operator(cluster.kubeconfig, [ns], qps, label="b4") as op:
+        reconciles0 = _reconciles(op)
         idle0, t0 = op.cpu_seconds(), time.perf_counter()
         time.sleep(10)  # measuring the idle CPU rate needs idle time
         idle_rate = (op.cpu_seconds() - idle0) / (time.perf_counter() - t0)
@@ -61,6 +62,8 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
         phases = cluster.wait_finished(ns, count, timeout=120 + count * 3.0)
         elapsed = time.perf_counter() - started
         cpu = op.cpu_seconds() - cpu0
+        reconciles = _reconciles(op)
+        reconciles = {k: v - reconciles0[k] for k, v in reconciles.items()}
         stop.set()
         sampler.join()
         mem = op.memory()
@@ -81,6 +84,8 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
         "cpu_s": cpu,
         "cpu_per_task_s": per_task,
         "cpu_busy_fraction": cpu / elapsed,
+        "reconciles": reconciles["count"],
+        "reconcile_seconds": reconciles["seconds"],
         "idle_cpu_per_s": idle_rate,
         "rss_start_bytes": rss_start,
         "rss_peak_sampled_bytes": peak["rss"],
@@ -98,6 +103,8 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
                 ["operator CPU", f"{cpu:.1f} s ({cpu / elapsed * 100:.0f}% of one core over the run)", ""],
                 ["CPU per task lifecycle", f"{per_task * 1000:.2f} ms",
                  f"<= 5 ms: {verdict(per_task, GOAL_CPU_PER_TASK)}"],
+                ["reconciles", f"{reconciles['count']:.0f} ({reconciles['count'] / tasks:.1f} per task, "
+                 f"{reconciles['seconds'] / max(1, reconciles['count']) * 1000:.1f} ms each on average)", ""],
                 ["RSS at start (idle, connected)", f"{rss_start / MIB:.0f} MiB", ""],
                 ["peak RSS (VmHWM)", f"{(mem.get('VmHWM') or 0) / MIB:.0f} MiB",
                  f"<= 150 MiB: {verdict(mem.get('VmHWM') or 0, GOAL_RSS)}"],
@@ -109,3 +116,11 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
     if problems:
         print(f"\noperator log problems: {problems[:5]}")
     return result
+
+
+def _reconciles(op: Operator) -> dict[str, float]:
+    """Return how many reconciles the operator ran so far and their total duration (its /metrics)."""
+    found = histogram(op.metrics(), "taskjob_reconcile_duration_seconds")
+    if not found:
+        return {"count": 0, "seconds": 0.0}
+    return {"count": found["count"], "seconds": found["mean"] * found["count"]}
