@@ -75,3 +75,17 @@ def test_a_fact_is_reparsed_when_its_job_or_pod_changes() -> None:
                                       "lastTransitionTime": "2026-11-23T12:00:05Z"}]}
     store.on_job("MODIFIED", done)
     assert [f.phase for f in store.facts(key)] == ["Succeeded"]
+
+
+def test_the_echo_of_our_own_status_write_is_recognised() -> None:
+    store = Store()
+    key = store.on_taskjob(None, taskjob(5, {"phase": "Pending"}))
+    assert not store.echoes_own_write(key)
+    store.remember_write(key, 7, {"phase": "Running"})
+    store.on_taskjob("MODIFIED", taskjob(7, {"phase": "Running"}))
+    assert store.echoes_own_write(key)
+    store.on_taskjob("MODIFIED", taskjob(8, {"phase": "Running"}))  # e.g. a label added: not our write
+    assert not store.echoes_own_write(key)
+    store.remember_write(key, 9, {"phase": "Succeeded"})
+    store.on_taskjob("MODIFIED", taskjob(9, {"phase": "Failed"}))  # our patch met someone else's status
+    assert not store.echoes_own_write(key)

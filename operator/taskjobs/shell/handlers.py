@@ -126,7 +126,7 @@ def build_registry(
         if event["type"] == "DELETED":
             queue.forget(key)
             on_deleted(key, body["metadata"].get("uid", ""))
-        else:
+        elif not store.echoes_own_write(key):  # the echo of our status write brings nothing new
             queue.add(key)
 
     @kopf.on.event("batch", "v1", "jobs", labels=owned, registry=registry)

@@ -276,6 +276,17 @@ class Store:
         status = body.get("status")
         return status if isinstance(status, dict) else {}
 
+    def echoes_own_write(self, key: Key) -> bool:
+        """Return whether the TaskJob as last watched is exactly the result of our last status write."""
+        written = self.written.get(key)
+        body = self.taskjobs.get(key)
+        return (
+            written is not None
+            and body is not None
+            and _rv(body) == written.resource_version
+            and self.status_of(key) is written.status
+        )
+
     def remember_write(self, key: Key, resource_version: int, status: dict[str, Any]) -> None:
         """Record a status write, so reconciles read it until someone else writes the status."""
         self.written[key] = Written(resource_version, status)
