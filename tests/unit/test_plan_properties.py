@@ -6,9 +6,11 @@ import math
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plansim import T0, Outcome, Run, scripted, simulate
+from replancheck import Incremental
 
 from taskjobs.backoff import max_attempts, retry_delay
 from taskjobs.models import TERMINAL_PHASES, TaskJobSpec
@@ -136,6 +138,16 @@ def check(run: Run, *, deletions: bool) -> None:
     assert final_phase is not None, "the TaskJob never finished"
 
 
+# "incremental" plans as the operator does (replan from the last plan's memory) and asserts at every
+# step that plan's full pass would have done the same (replancheck.Incremental).
+PLANNERS = pytest.mark.parametrize("planner", ["full", "incremental"])
+
+
+def planner_of(name: str) -> Incremental | None:
+    return Incremental() if name == "incremental" else None
+
+
+@PLANNERS
 @SETTINGS
 @given(
     scenarios(),
@@ -144,23 +156,35 @@ def check(run: Run, *, deletions: bool) -> None:
     st.integers(0, 2**16),
 )
 def test_random_runs_keep_every_promise_despite_watch_lag_and_deleted_jobs(
+    planner: str,
     scenario: tuple[TaskJobSpec, dict[str, list[Outcome]], list[tuple[float, dict[str, Any]]]],
     lag: float,
     deletions: list[int],
     seed: int,
 ) -> None:
     spec, script, changes = scenario
-    run = simulate(spec, scripted(script), lag=lag, spec_changes=changes, deletions=deletions, seed=seed)
+    run = simulate(
+        spec,
+        scripted(script),
+        lag=lag,
+        spec_changes=changes,
+        deletions=deletions,
+        seed=seed,
+        planner=planner_of(planner),
+    )
     check(run, deletions=bool(deletions))
 
 
+@PLANNERS
 @SETTINGS
 @given(scenarios(), st.integers(0, 2**16))
 def test_random_runs_keep_every_promise_when_reconciles_read_stale_statuses(
-    scenario: tuple[TaskJobSpec, dict[str, list[Outcome]], list[tuple[float, dict[str, Any]]]], seed: int
+    planner: str,
+    scenario: tuple[TaskJobSpec, dict[str, list[Outcome]], list[tuple[float, dict[str, Any]]]],
+    seed: int,
 ) -> None:
     spec, script, changes = scenario
-    run = simulate(spec, scripted(script), stale_rate=0.3, spec_changes=changes, seed=seed)
+    run = simulate(spec, scripted(script), stale_rate=0.3, spec_changes=changes, seed=seed, planner=planner_of(planner))
     check(run, deletions=False)
 
 
