@@ -20,10 +20,9 @@ class RetryLater(Exception):  # noqa: N818 - reads as what the caller asks for
     """Raised by a reconcile that cannot go on yet for a reason it states: retried with backoff, no traceback."""
 
 
-# Reconciles in flight at once. They are coroutines, mostly waiting on the API rate limit: with few, every
-# worker sat waiting to write a status while other TaskJobs' next Jobs waited for a worker (B1, 50 TaskJobs
-# in flight: p50 2 s). API concurrency is bounded by the rate limit and the client's threads, not by this.
-WORKERS = 64
+# Reconciles in flight at once. 64 instead of 8 changed nothing in B1 (50 TaskJobs in flight: p50 1.96 s
+# with 8, 1.91 s with 64): there the bound is the API rate limit, not the workers (docs/performance.md).
+WORKERS = 8
 
 
 class WorkQueue:
