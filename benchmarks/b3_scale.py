@@ -117,6 +117,7 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
     for shape, n, budget in plan:
         log(f"B3: {shape} TaskJob of {n} tasks (at most {budget}s)")
         results.append(run_one(cluster, shape, n, qps, budget))
+        log(f"B3: {json.dumps({k: v for k, v in results[-1].items() if k != 'progress'}, default=str)}")
     rows = []
     for r in results:
         outcome = (
