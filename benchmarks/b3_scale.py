@@ -94,8 +94,8 @@ def _count(samples: dict[str, Any], name: str) -> int:
     return int(values[0][1]) if values else 0
 
 
-def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
-    """Run B3 and print its tables; return the figures.
+def run(cluster: Cluster, mode: str, qps: float, live: str | None = None) -> dict[str, Any]:
+    """Run B3 and print its tables; return the figures. `live` ("wide:10000:1800,...") replaces the mode's runs.
 
     Pure planning first (it needs a quiet CPU), then the live runs, the wide one last: a run stopped at its
     time budget leaves Jobs for the cluster to finish, which would slow down whatever comes next.
@@ -113,6 +113,8 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
         "default": [("chain", 10000, 60), ("layered", 10000, 120), ("wide", 10000, 240)],
         "full": [("chain", 200, 900), ("layered", 10000, 3600), ("wide", 10000, 3600)],
     }[mode]
+    if live:
+        plan = [(shape, int(n), float(budget)) for shape, n, budget in (r.split(":") for r in live.split(","))]
     results = []
     for shape, n, budget in plan:
         log(f"B3: {shape} TaskJob of {n} tasks (at most {budget}s)")

@@ -86,6 +86,7 @@ def main() -> int:
         "--scale-qps", type=float, default=1000.0, help="operator --qps for B3 and B4 (high: they measure the loop)"
     )
     parser.add_argument("--b2-qps", help="client QPS settings B2 compares at (default: 50; with --full: 50,200)")
+    parser.add_argument("--b3-live", help="B3's live runs as shape:tasks:seconds,... (e.g. wide:10000:1800)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--profile", type=Path, help="record py-spy profiles of each operator run into this directory")
     args = parser.parse_args()
@@ -120,7 +121,7 @@ def main() -> int:
         if "B3" in wanted:
             import b3_scale
 
-            results["B3"] = b3_scale.run(cluster, args.mode, args.scale_qps)
+            results["B3"] = b3_scale.run(cluster, args.mode, args.scale_qps, args.b3_live)
     finally:
         if args.kubeconfig:
             if cluster is not None:
