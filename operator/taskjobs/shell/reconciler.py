@@ -32,6 +32,9 @@ from .store import Key, Store, Token, expected_fact
 log = logging.getLogger("taskjob.reconciler")
 
 
+FINISHED = frozenset({"Succeeded", "Failed"})
+
+
 def outputs_configmap(taskjob: str) -> str:
     """Return the name of the ConfigMap holding a TaskJob's task outputs."""
     return f"{taskjob}-outputs"
@@ -126,10 +129,14 @@ class Reconciler:
         await self._execute(key, body, meta, next_memory.shape, facts, the_plan, now)
         new_raw = dump_changes(prior_raw, the_plan.status, changed)
         written = await self._write_status(key, prior_raw, new_raw, changed)
-        if written is not None:
+        if written is not None and the_plan.status.phase not in FINISHED:
             self.memories[key] = Remembered(written, next_memory, token)
         else:
+            # A finished TaskJob is rarely planned again (a retry, its TTL): its plan memory (about 50 KB
+            # for 10 tasks) and validation are not kept for that; the next reconcile plans in full.
             self.memories.pop(key, None)
+            if the_plan.status.phase in FINISHED:
+                self.validated.pop((body["metadata"].get("uid", ""), body["metadata"].get("generation", 0)), None)
         self._set_phase(key, the_plan.status.phase)
         for event in the_plan.events:
             _count(event.reason)

@@ -144,7 +144,9 @@ class Store:
         if event_type == "DELETED":
             self.forget(key)
         else:
-            self.taskjobs[key] = body
+            # managedFields are about a third of a TaskJob and nothing here reads them.
+            meta = {k: v for k, v in meta.items() if k != "managedFields"}
+            self.taskjobs[key] = {**body, "metadata": meta}
         return key
 
     def on_job(self, event_type: str | None, body: Body) -> Key | None:
