@@ -228,8 +228,9 @@ class TaskState(StatusModel):
     job: str | None = Field(
         None,
         description=(
-            "Name of the current or last Job. Omitted once the task succeeded, to keep status small: "
-            "it is then the Job labelled taskjob.dev/task=<task>,taskjob.dev/attempt=<attempts>."
+            "Name of the current or last Job. Omitted once the task succeeded, and for running tasks of "
+            "TaskJobs of more than 1,000 tasks, to keep status small: it is then the Job labelled "
+            "taskjob.dev/task=<task>,taskjob.dev/attempt=<attempts>."
         ),
     )
     start_time: Timestamp | None = Field(None, description="When the first attempt started.")

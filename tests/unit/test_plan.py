@@ -591,3 +591,22 @@ def test_ten_thousand_tasks_fit_well_under_one_mebibyte() -> None:
     finished = run(spec, [fact(name, 1, "Succeeded") for name in names], now=20, status=written(midway.status))
     assert finished.status.phase == "Succeeded"
     assert len(json.dumps(dump_status(finished.status))) < 600 * 1024
+
+
+def test_ten_thousand_tasks_running_at_once_stay_under_one_mebibyte() -> None:
+    # B3 "wide": no parallelism limit, so the first plan starts every task.
+    names = [f"task-{i:05d}" for i in range(10_000)]
+    spec = make_spec(*(task(name) for name in names))
+    started = run(spec, [], now=0)
+    assert len(started.create) == 10_000
+    tasks = dump_status(started.status)["tasks"]
+    assert tasks[names[0]] == {"phase": "Running", "attempts": 1, "startTime": "2024-01-01T00:00:00Z"}
+    size = len(json.dumps(dump_status(started.status), separators=(",", ":")))  # as the API server stores it
+    assert size < 800 * 1024  # was about 1 MiB with each task's Job name
+    seen = run(spec, [fact(name, 1, "Running") for name in names], now=5, status=written(started.status))
+    assert "job" not in dump_status(seen.status)["tasks"][names[1]]
+
+
+def test_a_small_taskjob_names_the_job_of_a_running_task() -> None:
+    p = run(make_spec(task("a")), [], now=0)
+    assert dump_status(p.status)["tasks"]["a"]["job"] == "tj-a-1"
