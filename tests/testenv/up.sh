@@ -81,15 +81,34 @@ on_failure() {
   log "testenv failed to start; full logs kept in $keep"
 }
 
+# Free ports below the kernel's ephemeral range (32768+ by default): a port the kernel hands out to
+# bind(0) is released here and bound again seconds later, while the outgoing connections of the API
+# server and the tests draw from that range; one such collision killed a kube-controller-manager at start.
 pick_ports() {
   python3 - <<'EOF'
+import random
 import socket
-socks = [socket.socket() for _ in range(6)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
+low = 20000
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        high = int(f.read().split()[0])
+except (OSError, ValueError, IndexError):
+    high = 32768
+high = max(high, low + 1000)
 names = ["ETCD_PORT", "ETCD_PEER_PORT", "APISERVER_PORT", "KCM_PORT", "SCHEDULER_PORT", "KWOK_PORT"]
-for name, s in zip(names, socks):
-    print(f"{name}={s.getsockname()[1]}")
+chosen: list = []
+while len(chosen) < len(names):
+    port = random.randrange(low, high)
+    if port in chosen:
+        continue
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    chosen.append(port)
+for name, port in zip(names, chosen):
+    print(f"{name}={port}")
 EOF
 }
 
