@@ -26,14 +26,14 @@ from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import islice
 
 from .actions import CreateJob, Plan, RetryRequest, StopJob
 from .facts import AttemptFact
 from .models import TERMINAL_PHASES, Condition, TaskJobMeta, TaskJobSpec, TaskJobStatus, TaskState
 from .plan import SpecShape, _Planner
-from .status import Counts
+from .status import count_phases
 
 ReadyKey = tuple[int, int, str]  # (-priority, topological position, task): the order tasks start in
 
@@ -75,37 +75,27 @@ def replan(
     given, names every Job whose fact may differ from the memory's (else all are compared). `facts` must
     not be changed after the call: the memory keeps it.
     """
-    shape = memory.shape if memory is not None and memory.shape.spec is spec else None
-    if memory is not None and _fits(memory, meta, spec, now, retry):
-        delta = _Delta(meta, spec, memory, now)
-        result = delta.run_delta(facts, changed_jobs)
-        if result is not None:
-            return result, delta.remember(result, facts)
-        status = memory.status
-    elif memory is not None:
-        status = memory.status
+    shape = None
+    if memory is not None:
+        if _fits(memory, meta, spec, retry):
+            delta = _Delta(meta, spec, memory, now)
+            result = delta.run_delta(facts, changed_jobs)
+            if result is not None:
+                return result, delta.remember(result, facts)
+        status, shape = memory.status, memory.shape  # the planner takes the shape only if it is of this spec
     planner = _Planner(meta, spec, status, now, shape)
     result = planner.run(facts.values(), retry)
     return result, _remember(planner, result, facts)
 
 
-def _fits(memory: Memory, meta: TaskJobMeta, spec: TaskJobSpec, now: datetime, retry: RetryRequest | None) -> bool:
-    """Return whether the memory may stand in for a full pass over every task."""
+def _fits(memory: Memory, meta: TaskJobMeta, spec: TaskJobSpec, retry: RetryRequest | None) -> bool:
+    """Return whether the memory may stand in for a full pass (the TaskJob-wide rules are run_delta's)."""
     status = memory.status
     if memory.shape.spec is not spec or memory.uid != meta.uid or memory.generation != meta.generation:
         return False
     if status.phase in TERMINAL_PHASES or status.start_time is None:
         return False
-    if retry is not None and retry.nonce != status.observed_retry:
-        return False
-    if memory.phases.get("Failed") and spec.failure_policy != "ContinueIndependent":
-        return False  # FailFast skips every unfinished task
-    deadline = spec.active_deadline_seconds
-    if deadline is not None:
-        begin = meta.creation_timestamp or status.start_time
-        if now >= begin + timedelta(seconds=deadline):
-            return False  # the deadline ends every unfinished task
-    return True
+    return retry is None or retry.nonce == status.observed_retry
 
 
 def _volatile(state: TaskState, fact: AttemptFact | None) -> bool:
@@ -119,19 +109,6 @@ def _volatile(state: TaskState, fact: AttemptFact | None) -> bool:
 
 def _ready_key(planner: _Planner, name: str) -> ReadyKey:
     return (-planner.task(name).priority, planner.shape.position[name], name)
-
-
-def _counts(phases: Mapping[str, int]) -> Counts:
-    return Counts(
-        total=sum(phases.values()),
-        waiting=phases.get("Waiting", 0),
-        ready=phases.get("Ready", 0),
-        running=phases.get("Running", 0),
-        retrying=phases.get("Retrying", 0),
-        succeeded=phases.get("Succeeded", 0),
-        failed=phases.get("Failed", 0),
-        skipped=phases.get("Skipped", 0),
-    )
 
 
 # ---------------------------------------------------------------------- settling timestamps
@@ -222,6 +199,9 @@ class _Delta(_Planner):
     def run_delta(self, facts: Mapping[str, AttemptFact], changed_jobs: Collection[str] | None) -> Plan | None:
         """Return the plan, or None when a TaskJob-wide rule needs the full pass."""
         memory = self.memory
+        deadline_at = self._deadline_at()
+        if deadline_at is not None and self.now >= deadline_at:
+            return None  # the deadline ends every unfinished task: the full pass does that
         self.states = dict(self.prev_tasks)
         self.latest = dict(memory.latest)
         self.first_seen = dict(memory.first_seen)
@@ -275,7 +255,7 @@ class _Delta(_Planner):
             self.memory.status.observed_retry,
             None,
             creates,
-            _counts(self.phases),
+            count_phases(self.phases),
             self.started,
             self.touched,
             changed=frozenset(touched),

@@ -122,11 +122,6 @@ class SpecShape:
         self.position = {name: i for i, name in enumerate(self.graph.order)}
         self.resolved: dict[str, ResolvedTask] = {}  # filled on demand: most tasks never need it
 
-    @classmethod
-    def of(cls, spec: TaskJobSpec) -> SpecShape:
-        """Return the shape of a spec."""
-        return cls(spec)
-
     def task(self, name: str) -> ResolvedTask:
         """Return a task's effective settings (defaults applied)."""
         found = self.resolved.get(name)
@@ -150,7 +145,7 @@ class _Planner:
         self.spec = spec
         self.prev = status
         self.now = now
-        self.shape = shape if shape is not None and shape.spec is spec else SpecShape.of(spec)
+        self.shape = shape if shape is not None and shape.spec is spec else SpecShape(spec)
         self.graph = self.shape.graph
         self.specs = self.shape.specs
         self.resolved = self.shape.resolved

@@ -7,7 +7,7 @@ describes the whole.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,16 +42,20 @@ class Counts:
 
 def count(states: Iterable[TaskState]) -> Counts:
     """Return the number of tasks in each phase."""
-    by_phase = Counter(s.phase for s in states)
+    return count_phases(Counter(s.phase for s in states))
+
+
+def count_phases(by_phase: Mapping[str, int]) -> Counts:
+    """Return the Counts of a number of tasks per phase."""
     return Counts(
         total=sum(by_phase.values()),
-        waiting=by_phase["Waiting"],
-        ready=by_phase["Ready"],
-        running=by_phase["Running"],
-        retrying=by_phase["Retrying"],
-        succeeded=by_phase["Succeeded"],
-        failed=by_phase["Failed"],
-        skipped=by_phase["Skipped"],
+        waiting=by_phase.get("Waiting", 0),
+        ready=by_phase.get("Ready", 0),
+        running=by_phase.get("Running", 0),
+        retrying=by_phase.get("Retrying", 0),
+        succeeded=by_phase.get("Succeeded", 0),
+        failed=by_phase.get("Failed", 0),
+        skipped=by_phase.get("Skipped", 0),
     )
 
 

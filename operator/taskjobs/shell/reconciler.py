@@ -19,7 +19,7 @@ from ..actions import Plan, RetryRequest
 from ..facts import AttemptFact
 from ..incremental import Memory, replan
 from ..invalid import invalid_status
-from ..models import TaskJobMeta, TaskJobStatus, dump_status
+from ..models import TERMINAL_PHASES, TaskJobMeta, TaskJobStatus, dump_status
 from ..naming import job_name
 from ..plan import SpecShape
 from ..render import render_job, stop_job_patch
@@ -30,9 +30,6 @@ from .kube import Kube
 from .store import Key, Store, Token, expected_fact
 
 log = logging.getLogger("taskjob.reconciler")
-
-
-FINISHED = frozenset({"Succeeded", "Failed"})
 
 
 def outputs_configmap(taskjob: str) -> str:
@@ -125,17 +122,17 @@ class Reconciler:
         the_plan, next_memory = replan(meta, taskjob.spec, memory, prior, facts, now, retry, changed_jobs=hint)
         changed = the_plan.changed
 
-        await self._record_outputs(key, body, facts, changed)
+        await self._record_outputs(key, body, next_memory.latest, changed)
         await self._execute(key, body, meta, next_memory.shape, facts, the_plan, now)
         new_raw = dump_changes(prior_raw, the_plan.status, changed)
         written = await self._write_status(key, prior_raw, new_raw, changed)
-        if written is not None and the_plan.status.phase not in FINISHED:
+        if written is not None and the_plan.status.phase not in TERMINAL_PHASES:
             self.memories[key] = Remembered(written, next_memory, token)
         else:
             # A finished TaskJob is rarely planned again (a retry, its TTL): its plan memory (about 50 KB
             # for 10 tasks) and validation are not kept for that; the next reconcile plans in full.
             self.memories.pop(key, None)
-            if the_plan.status.phase in FINISHED:
+            if the_plan.status.phase in TERMINAL_PHASES:
                 self.validated.pop((body["metadata"].get("uid", ""), body["metadata"].get("generation", 0)), None)
         self._set_phase(key, the_plan.status.phase)
         for event in the_plan.events:
@@ -199,21 +196,20 @@ class Reconciler:
             metrics.SCHEDULING_LATENCY.observe(max(0.0, latency))
 
     async def _record_outputs(
-        self, key: Key, body: Mapping[str, Any], facts: Mapping[str, AttemptFact], changed: frozenset[str] | None
+        self, key: Key, body: Mapping[str, Any], latest: Mapping[str, AttemptFact], changed: frozenset[str] | None
     ) -> None:
         """Copy outputs of succeeded tasks into the TaskJob's ConfigMap, so they outlive their pods.
 
-        With an incremental plan only the changed tasks are looked at: a task succeeds in the plan that
-        first sees its Job succeed, and a plan whose reconcile fails is not remembered.
+        `latest` is each task's latest attempt (a task succeeds once). With an incremental plan only the
+        changed tasks are looked at, not every Job: a task succeeds in the plan that first sees its Job
+        succeed, and a plan whose reconcile fails is not remembered.
         """
         recorded = self.store.outputs.get(key, {})
+        attempts = latest.values() if changed is None else (latest[t] for t in changed if t in latest)
         new = {
             f.task: f.output
-            for f in facts.values()
-            if (changed is None or f.task in changed)
-            and f.phase == "Succeeded"
-            and f.output is not None
-            and recorded.get(f.task) != f.output
+            for f in attempts
+            if f.phase == "Succeeded" and f.output is not None and recorded.get(f.task) != f.output
         }
         if new:
             await self.kube.record_outputs(body, outputs_configmap(key[1]), new)
