@@ -30,3 +30,6 @@ class AttemptFact(BaseModel):
     message: str | None = None
     output: str | None = None  # the container's termination message, for a Succeeded attempt
     stopping: bool = False  # the operator already asked this Job to stop (see StopJob)
+    # The Job ended by its pod's verdict, which no pod seen so far shows (the pod watch lags the Job's):
+    # the plan keeps the attempt running for a while, expecting the exit code, message and output.
+    awaiting_pod: bool = False

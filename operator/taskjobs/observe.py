@@ -5,6 +5,7 @@ Pure: reads plain dicts (or kopf bodies) shaped as the API returns them, camelCa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,9 @@ MAX_POD_MESSAGES = 12 * 1024
 _BENIGN_WAITING = frozenset({"ContainerCreating", "PodInitializing"})
 # Job Failed reasons meaning the pod itself failed; the container then says why better than the Job does.
 _POD_FAILED_REASONS = frozenset({"BackoffLimitExceeded", "PodFailurePolicy"})
+# The Job controller's message when a pod failure policy rule fails the Job on an exit code
+# (pkg/controller/job/pod_failure_policy.go, unchanged since v1.25); render adds such a rule for `task`.
+_RULE_EXIT_CODE = re.compile(r"^Container (\S+) for pod \S+ failed with exit code (\d+) matching FailJob rule")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -148,17 +152,20 @@ def _waiting(pod: Obj | None) -> tuple[str | None, str | None]:
     return waiting.get("reason"), waiting.get("message")
 
 
-def _pod_lags(job: Obj, cond: Obj, pod: Obj | None) -> bool:
-    """Return whether the Job's end came from its pod, and the pod we have seen is still running.
+def _awaits_pod(job: Obj, cond: Obj, pod: Obj | None) -> bool:
+    """Return whether the Job's end came from its pod's verdict, which no pod we hold shows yet.
 
-    The Job controller ends a Job only after it saw the pod finish, so such a pod is an old view of
-    it: its next event brings the exit code and termination message. A pod that is gone or that
-    failed without a container verdict (evicted, an init container) is not waited for.
+    The Job controller ends a Job only after it saw the pod finish, so a running pod is an old view of
+    it, and no pod at all means the pod watch lags (or failed to list): the pod's next event brings the
+    exit code, termination message and output. A pod that failed without a container verdict (evicted,
+    an init container) is not waited for; the plan stops waiting after a while (a pod deleted for good).
     """
-    if pod is None or _get(job, "metadata", "annotations", ANNOTATION_STOP_REASON):
+    if _get(job, "metadata", "annotations", ANNOTATION_STOP_REASON):
         return False
     if cond.get("type") != "Complete" and cond.get("reason") and cond.get("reason") not in _POD_FAILED_REASONS:
         return False  # the Job's own verdict (deadline ...): the pod's exit code is not the task's
+    if pod is None:
+        return True
     if _terminated(pod) or _get(pod, "status", "phase") in ("Succeeded", "Failed") or _get(pod, "status", "reason"):
         return False
     return not any(
@@ -182,6 +189,10 @@ def _failure(job: Obj, cond: Obj, pod: Obj | None) -> tuple[str | None, str | No
     terminated = _terminated(pod)
     if terminated:
         return terminated.get("reason") or "Error", terminated.get("message") or None, terminated.get("exitCode")
+    ruled = _RULE_EXIT_CODE.match(str(cond.get("message") or "")) if job_reason == "PodFailurePolicy" else None
+    if ruled and ruled.group(1) == CONTAINER:
+        # The pod is not in sight, but the Job recorded the exit code; its termination message is lost.
+        return "Error", None, int(ruled.group(2))
     for status in _list(_get(pod, "status", "initContainerStatuses")):
         init = _mapping(_get(status, "state", "terminated"))
         if init and init.get("exitCode") != 0:
@@ -223,12 +234,9 @@ def attempt_fact(job: Obj, pods: Sequence[Obj]) -> AttemptFact | None:
         fact["finish_time"] = parse_time(_get(job, "status", "completionTime")) or parse_time(
             cond.get("lastTransitionTime")
         )
-    if cond is not None and _pod_lags(job, cond, pod):
-        # The Job finished by its pod's verdict, but the pod we hold does not show it yet (its watch lags
-        # the Job's): deciding now would lose the exit code (non-retriable codes) or the output.
-        fact["phase"] = "Running"
-        fact.pop("finish_time", None)
-        return AttemptFact(**fact)
+    if cond is not None and _awaits_pod(job, cond, pod):
+        # Deciding now would lose the exit code (non-retriable codes) or the output: the plan waits.
+        fact["awaiting_pod"] = True
     if succeeded:
         terminated = _terminated(pod)
         fact["phase"] = "Succeeded"

@@ -12,7 +12,9 @@ How each task's state is decided, in topological order:
    waiting reason (ImagePullBackOff ...); a pod unstarted for startupTimeoutSeconds gets a StopJob
    (StartupTimeout), and its Job then fails like any attempt. Failed -> Failed at once for a
    non-retriable exit code or when attempts are used up, else Retrying until finish + retry_delay(n),
-   after which it is a candidate for the next attempt.
+   after which it is a candidate for the next attempt. An attempt whose Job ended by its pod's verdict
+   while no pod seen shows that verdict (AttemptFact.awaiting_pod) stays Running for up to
+   POD_VERDICT_WAIT_SECONDS after the end, so a lagging pod watch loses no exit code or output.
 3. An attempt the status records but no Job shows was just created (the watch has not delivered it)
    or was deleted: it counts as Running for GRACE_SECONDS after it started, then as a failed attempt
    with reason JobLost, which the normal retry rules handle. A Retrying task whose Job is gone keeps
@@ -70,6 +72,9 @@ from .resolve import ResolvedTask, resolve_task
 from .status import Counts, conditions, count, cut, describe, taskjob_phase
 
 GRACE_SECONDS = 30.0  # a Job just created may take this long to reach the operator's watch
+# How long an attempt whose Job ended waits for its pod's verdict (AttemptFact.awaiting_pod): longer than
+# the shell's 60 s resync, which lists the pods a broken watch missed. Past it the pod is taken as gone.
+POD_VERDICT_WAIT_SECONDS = 90.0
 COMPACT_TASKS = 1000  # above this many tasks, finished tasks record less (see module docstring)
 
 _ACTIVE = frozenset({"Pending", "Running"})
@@ -359,6 +364,13 @@ class _Planner:
 
     def _from_fact(self, name: str, fact: AttemptFact, prev: TaskState | None) -> TaskState:
         start = self._first_start(name, prev, fact)
+        if fact.awaiting_pod and fact.finish_time is not None:
+            until = fact.finish_time + timedelta(seconds=POD_VERDICT_WAIT_SECONDS)
+            if self.now < until:
+                self.wakeups.append(until)
+                return self._running(
+                    name, fact.model_copy(update={"phase": "Running", "reason": None, "message": None}), prev, start
+                )
         if fact.phase == "Succeeded":
             if self.compact:
                 return TaskState(phase="Succeeded", attempts=fact.attempt)

@@ -164,9 +164,13 @@ def render_job(meta: TaskJobMeta, task: ResolvedTask, attempt: int, inputs: Mapp
         # The operator owns retries: one pod failure fails the attempt.
         "backoffLimit": 0,
         # A disruption (eviction, preemption, node drain) is not the task's fault: replace the pod within
-        # the same attempt instead of counting a failure.
+        # the same attempt instead of counting a failure. A task's non-zero exit then fails the Job by rule,
+        # so the Job's condition message records the exit code even when its pod is never seen (observe).
         "podFailurePolicy": {
-            "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+            "rules": [
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "NotIn", "values": [0]}},
+            ]
         },
         "template": {"metadata": pod_meta, "spec": pod_spec},
     }

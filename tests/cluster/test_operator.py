@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client import ApiClient
 from kubernetes.client.rest import ApiException
 from operator_harness import ROOT, OperatorProcess, TaskJobs, poll
 from outcomes import pod_outcomes
+
+from taskjobs.observe import attempt_fact
 
 pytestmark = pytest.mark.cluster
 
@@ -89,6 +92,11 @@ def test_task_failing_for_good_fails_fast_and_skips_dependents(operator: Operato
     assert sorted(attempts_by_task(taskjobs, "doomed")) == [("bad", "1"), ("bad", "2")]
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions["Failed"] == "True"
+    # The Job controller records the exit code in the Job too (render's FailJob rule), so a pod gone
+    # for good, or never seen by the operator, still leaves the code that decides on a retry.
+    job = ApiClient().sanitize_for_serialization(taskjobs.jobs("doomed")[0])
+    fact = attempt_fact(job, [])
+    assert fact is not None and (fact.phase, fact.exit_code) == ("Failed", 7)
 
 
 def test_killed_operator_resumes_without_duplicate_or_lost_attempts(

@@ -44,6 +44,7 @@ class Outcome:
     duration: float = 5.0  # seconds the container runs
     startup: float = 1.0  # seconds the pod stays Pending; math.inf: never starts
     waiting_reason: str | None = None  # what the pod says while Pending, e.g. ImagePullBackOff
+    pod_lag: float = 0.0  # seconds after the Job ends before its pod's verdict reaches the operator
 
 
 Script = Callable[[str, int], Outcome]
@@ -132,6 +133,16 @@ class SimJob:
                     message=self.stop_message,
                 )
             ok = self.outcome.exit_code == 0
+            if now < end + timedelta(seconds=self.outcome.pod_lag):
+                # The Job's end is seen, its pod's exit code not yet (observe.attempt_fact, awaiting_pod).
+                return AttemptFact(
+                    **base,
+                    phase="Succeeded" if ok else "Failed",
+                    start_time=started,
+                    finish_time=end,
+                    reason=None if ok else "PodFailed",
+                    awaiting_pod=True,
+                )
             return AttemptFact(
                 **base,
                 phase="Succeeded" if ok else "Failed",
@@ -146,7 +157,9 @@ class SimJob:
 
     def changes(self) -> list[datetime]:
         """Return the times at which this Job's fact changes."""
-        return [t for t in (self.started, self.end) if t is not None]
+        end = self.end
+        seen = end + timedelta(seconds=self.outcome.pod_lag) if end is not None and not self.stopped else None
+        return [t for t in (self.started, end, seen) if t is not None]
 
 
 @dataclass

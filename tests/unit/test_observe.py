@@ -467,26 +467,70 @@ def test_inputs_are_not_modified() -> None:
     assert (j, p) == before
 
 
-def test_failed_job_whose_pod_still_shows_running_waits_for_the_pods_exit_code() -> None:
+def test_failed_job_whose_pod_still_shows_running_awaits_the_pods_exit_code() -> None:
     # The pod watch lags the Job watch: deciding now would retry a non-retriable exit code.
     stale = pod(running(), "Running")
     fact = attempt_fact(job(*failed(*BACKOFF), failed=1), [stale])
-    assert fact is not None and (fact.phase, fact.exit_code, fact.finish_time) == ("Running", None, None)
+    assert fact is not None and fact.awaiting_pod and fact.exit_code is None
     fresh = pod(terminated(2, "Error", "bad input"), "Failed")
     fact = attempt_fact(job(*failed(*BACKOFF), failed=1), [fresh])
-    assert fact is not None and (fact.phase, fact.exit_code) == ("Failed", 2)
+    assert fact is not None and (fact.phase, fact.exit_code, fact.awaiting_pod) == ("Failed", 2, False)
 
 
-def test_complete_job_whose_pod_still_shows_running_waits_for_the_output() -> None:
+def test_failed_job_whose_pod_was_never_seen_awaits_it() -> None:
+    # The pod LIST failed at startup, or the pod watch is away: the pod has the exit code.
+    fact = attempt_fact(job(*failed(*BACKOFF), failed=1), [])
+    assert fact is not None and fact.awaiting_pod and fact.finish_time == at(20)
+
+
+def test_complete_job_whose_pod_still_shows_running_awaits_the_output() -> None:
     stale = pod(running(), "Running")
     fact = attempt_fact(job(*complete(), succeeded=1), [stale])
-    assert fact is not None and fact.phase == "Running" and fact.output is None
+    assert fact is not None and fact.awaiting_pod and fact.output is None
     fresh = pod(terminated(0, "Completed", "42"), "Succeeded")
     fact = attempt_fact(job(*complete(), succeeded=1), [fresh])
-    assert fact is not None and (fact.phase, fact.output) == ("Succeeded", "42")
+    assert fact is not None and (fact.phase, fact.output, fact.awaiting_pod) == ("Succeeded", "42", False)
+
+
+def test_complete_job_whose_pod_was_never_seen_awaits_the_output() -> None:
+    fact = attempt_fact(job(*complete(), succeeded=1), [])
+    assert fact is not None and fact.awaiting_pod and fact.phase == "Succeeded"
+
+
+RULED = (
+    "PodFailurePolicy",
+    f"Container task for pod data/{JOB_NAME}-x7k2p failed with exit code 3 matching FailJob rule at index 1",
+)
+
+
+def test_exit_code_comes_from_the_jobs_failure_policy_message_when_the_pod_is_not_in_sight() -> None:
+    # render_job's FailJob rule makes the Job record the task's exit code, so a pod deleted for good
+    # (or never seen) still leaves the code that decides whether the task is retried.
+    fact = attempt_fact(job(*failed(*RULED), failed=1), [])
+    assert fact is not None
+    assert (fact.phase, fact.reason, fact.exit_code, fact.awaiting_pod) == ("Failed", "Error", 3, True)
+
+
+def test_the_pods_own_verdict_wins_over_the_jobs_message() -> None:
+    fact = attempt_fact(job(*failed(*RULED), failed=1), [pod(terminated(3, "Error", "no such table"), "Failed")])
+    assert fact is not None
+    assert (fact.exit_code, fact.message, fact.awaiting_pod) == (3, "no such table", False)
+
+
+def test_a_failure_policy_message_about_another_container_gives_no_exit_code() -> None:
+    message = "Container sidecar for pod data/p failed with exit code 7 matching FailJob rule at index 2"
+    other = ("PodFailurePolicy", message)
+    fact = attempt_fact(job(*failed(*other), failed=1), [])
+    assert fact is not None and fact.exit_code is None
+
+
+def test_a_stopped_job_does_not_await_its_pod() -> None:
+    stop = stop_job_patch("DeadlineExceeded", "the TaskJob's deadline passed")["metadata"]["annotations"]
+    fact = attempt_fact(job(*failed(*DEADLINE), annotations=stop, failed=1), [])
+    assert fact is not None and not fact.awaiting_pod and fact.reason == "DeadlineExceeded"
 
 
 def test_a_job_deadline_is_not_held_up_by_a_running_pod() -> None:
     fact = attempt_fact(job(*failed("DeadlineExceeded", "Job was active longer than specified"), failed=1),
                         [pod(running(), "Running")])
-    assert fact is not None and (fact.phase, fact.reason) == ("Failed", "DeadlineExceeded")
+    assert fact is not None and (fact.phase, fact.reason, fact.awaiting_pod) == ("Failed", "DeadlineExceeded", False)

@@ -214,6 +214,26 @@ def test_a_non_retriable_exit_code_fails_the_task_at_once() -> None:
     assert state.phase == "Retrying"
 
 
+def test_an_attempt_awaiting_its_pods_verdict_runs_on_until_the_pod_shows_it() -> None:
+    # The Job failed at 5 s, but the pod with the exit code has not reached the operator (bug 7).
+    spec = make_spec(task("t", retry={"nonRetriableExitCodes": [2]}), task("u", "t"))
+    awaiting = fact("t", 1, "Failed", exit_code=None, reason="PodFailed", awaiting_pod=True)
+    p = run(spec, [awaiting], now=10)
+    assert phases(p) == {"t": "Running", "u": "Waiting"}
+    assert (p.status.tasks or {})["t"].reason is None
+    assert created(p) == [] and p.requeue_after == 85  # the wait ends 90 s after the Job did
+    seen = fact("t", 1, "Failed", exit_code=2)
+    state = (run(spec, [seen], now=12, status=written(p.status)).status.tasks or {})["t"]
+    assert (state.phase, state.reason) == ("Failed", "NonRetriableExitCode")
+
+
+def test_a_pod_never_seen_is_given_up_on_after_the_wait() -> None:
+    spec = make_spec(task("t"), task("u", "t"))
+    awaiting = fact("t", 1, "Succeeded", exit_code=None, awaiting_pod=True)
+    p = run(spec, [awaiting], now=95)
+    assert phases(p) == {"t": "Succeeded", "u": "Running"} and created(p) == [("u", 1)]
+
+
 def test_a_retry_time_does_not_slide_when_the_job_has_no_finish_time() -> None:
     spec = make_spec(task("t"))
     failed = AttemptFact(task="t", attempt=1, job_name="tj-t-1", phase="Failed", exit_code=1)

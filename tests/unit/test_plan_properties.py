@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from plansim import T0, Outcome, Run, scripted, simulate
 from replancheck import Incremental
 
-from taskjobs.backoff import max_attempts, retry_delay
+from taskjobs.backoff import is_non_retriable, max_attempts, retry_delay
 from taskjobs.models import TERMINAL_PHASES, TaskJobSpec
 from taskjobs.naming import job_name
 from taskjobs.plan import plan
@@ -34,6 +34,7 @@ def outcomes(flakiness: int) -> st.SearchStrategy[Outcome]:
         duration=st.integers(1, 30),
         startup=st.sampled_from(STARTUPS[flakiness]),
         waiting_reason=st.just("ImagePullBackOff"),
+        pod_lag=st.sampled_from([0, 0, 0, 2, 30]),  # the pod watch behind the Job watch (bug 7)
     )
 
 
@@ -97,7 +98,8 @@ def check(run: Run, *, deletions: bool) -> None:
     failed_for_good = False
     for step in run.steps:
         tasks = resolve_tasks(step.spec)
-        succeeded = {f.task for f in step.truth if f.phase == "Succeeded"}
+        # A success whose pod's verdict (output) has not been seen yet does not count (awaiting_pod).
+        succeeded = {f.task for f in step.truth if f.phase == "Succeeded" and not f.awaiting_pod}
         # Idempotence: the same inputs give the same plan (an incremental planner's steps are compared
         # with plan's by test_incremental itself).
         if step.plan.changed is None:
@@ -118,6 +120,9 @@ def check(run: Run, *, deletions: bool) -> None:
                 if before.deleted_at is None:
                     assert before.end is not None
                     assert step.now >= before.end + timedelta(seconds=retry_delay(task.retry, c.attempt - 1))
+                    assert before.stopped or not is_non_retriable(task.retry, before.outcome.exit_code), (
+                        f"{c.task} retried after a non-retriable exit code"
+                    )
         if step.spec.parallelism is not None:
             active = sum(1 for f in step.after if f.phase in ("Pending", "Running"))
             assert active <= step.spec.parallelism

@@ -82,7 +82,11 @@ def test_the_operator_owns_retries_and_disruptions_do_not_burn_an_attempt() -> N
     job = render_job(META, task(), 1, {})
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["podFailurePolicy"] == {
-        "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+        "rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            # The Job's Failed condition then names the task's exit code (observe reads it).
+            {"action": "FailJob", "onExitCodes": {"containerName": "task", "operator": "NotIn", "values": [0]}},
+        ]
     }
     assert pod_spec(job)["restartPolicy"] == "Never"
 
