@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..actions import Plan, RetryRequest
@@ -21,7 +21,7 @@ from ..incremental import Memory, replan
 from ..invalid import invalid_status
 from ..models import TERMINAL_PHASES, TaskJobMeta, TaskJobStatus, dump_status
 from ..naming import job_name
-from ..plan import SpecShape
+from ..plan import COMPACT_TASKS, SpecShape
 from ..render import render_job, stop_job_patch
 from ..statusdelta import dump_changes, patch_changes
 from ..validation import ValidationResult, output_references, validate_taskjob
@@ -31,6 +31,13 @@ from .store import Key, Store, Token, expected_fact
 
 log = logging.getLogger("taskjob.reconciler")
 
+# A status write of a TaskJob of 10,000 tasks costs the API server about 2 s of CPU (validating, decoding
+# and encoding ~1 MB; docs/performance.md), so written after every event it starves the Job controller
+# that runs the tasks. Above COMPACT_TASKS tasks, status writes are spaced: the next waits
+# WRITE_SPACING times as long as the last took, at least MIN_WRITE_GAP seconds. Job creates are not delayed.
+WRITE_SPACING = 2.0
+MIN_WRITE_GAP = 1.0
+
 
 def outputs_configmap(taskjob: str) -> str:
     """Return the name of the ConfigMap holding a TaskJob's task outputs."""
@@ -39,11 +46,17 @@ def outputs_configmap(taskjob: str) -> str:
 
 @dataclass(frozen=True)
 class Remembered:
-    """The memory of a TaskJob's last plan, the status JSON it wrote, and the store's change-log point it saw."""
+    """The memory of a TaskJob's last plan, the status JSON last written, and the store's change-log point seen.
+
+    `unwritten`: the tasks whose planned state is not written yet (None: any may differ); `write_after`:
+    when the next status write may go (see WRITE_SPACING).
+    """
 
     raw: dict[str, Any]
     memory: Memory
     token: Token
+    unwritten: frozenset[str] | None = frozenset()
+    write_after: datetime | None = None
 
 
 class Reconciler:
@@ -124,11 +137,30 @@ class Reconciler:
 
         await self._record_outputs(key, body, next_memory.latest, changed)
         await self._execute(key, body, meta, next_memory.shape, facts, the_plan, now)
-        new_raw = dump_changes(prior_raw, the_plan.status, changed)
-        written = await self._write_status(key, prior_raw, new_raw, changed)
-        if written is not None and the_plan.status.phase not in TERMINAL_PHASES:
-            self.memories[key] = Remembered(written, next_memory, token)
+        # What differs from the status last written: this plan's changes and those of plans not written yet.
+        to_write = changed
+        if memory is not None and kept is not None:
+            to_write = None if kept.unwritten is None or changed is None else kept.unwritten | changed
+        requeue = the_plan.requeue_after
+        written: dict[str, Any] | None = prior_raw
+        if memory is not None and kept is not None and kept.write_after and _may_wait(prior, the_plan.status):
+            wait = (kept.write_after - self.now()).total_seconds()
         else:
+            wait = 0.0
+        if wait > 0:
+            self.memories[key] = Remembered(prior_raw, next_memory, token, to_write, kept.write_after if kept else None)
+            requeue = wait if requeue is None else min(requeue, wait)
+        else:
+            began = self.now()
+            new_raw = dump_changes(prior_raw, the_plan.status, to_write)
+            written = await self._write_status(key, prior_raw, new_raw, to_write)
+            ended = self.now()
+            spacing = max(MIN_WRITE_GAP, WRITE_SPACING * (ended - began).total_seconds())
+            big = len(the_plan.status.tasks or ()) > COMPACT_TASKS
+            if written is not None and the_plan.status.phase not in TERMINAL_PHASES:
+                after = ended + timedelta(seconds=spacing) if big and written is not prior_raw else None
+                self.memories[key] = Remembered(written, next_memory, token, frozenset(), after)
+        if written is None or the_plan.status.phase in TERMINAL_PHASES:
             # A finished TaskJob is rarely planned again (a retry, its TTL): its plan memory (about 50 KB
             # for 10 tasks) and validation are not kept for that; the next reconcile plans in full.
             self.memories.pop(key, None)
@@ -143,7 +175,7 @@ class Reconciler:
             log.info("TaskJob %s/%s finished more than ttlSecondsAfterFinished ago: deleting it", *key, extra=_ctx(key))
             await self.kube.delete_taskjob(key[0], key[1], meta.uid)
             return None
-        return the_plan.requeue_after
+        return requeue
 
     async def _execute(
         self,
@@ -170,7 +202,11 @@ class Reconciler:
                 created = await self.kube.create_job(key[0], manifest)
                 log.info(
                     "%s Job %s for task %s attempt %d of TaskJob %s/%s",
-                    "created" if created else "found existing", name, task_name, attempt, *key,
+                    "created" if created else "found existing",
+                    name,
+                    task_name,
+                    attempt,
+                    *key,
                     extra=_ctx(key, task_name),
                 )
                 if created is not None:
@@ -230,6 +266,11 @@ class Reconciler:
 
     def _event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         self.kube.post_event(body, type_, reason, message)
+
+
+def _may_wait(prior: TaskJobStatus | None, status: TaskJobStatus) -> bool:
+    """Return whether a status may wait for its write slot: a change of phase (final ones too) is written at once."""
+    return prior is not None and prior.phase == status.phase
 
 
 def _ctx(key: Key, task: str | None = None) -> dict[str, str]:
