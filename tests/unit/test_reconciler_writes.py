@@ -106,10 +106,15 @@ def finish(store: Store, job: dict[str, Any], at: datetime) -> None:
     )
 
 
-def setup(tasks: int) -> tuple[Store, RecordingKube, Clock, Reconciler]:
+def started(tasks: int) -> tuple[Store, RecordingKube, Clock, Reconciler]:
+    """Return a TaskJob of `tasks` independent tasks after its first reconcile, its Jobs seen by the watch."""
     store, kube, clock = Store(), RecordingKube(), Clock()
     store.on_taskjob(None, taskjob(tasks))
-    return store, kube, clock, Reconciler(store, kube, clock)  # type: ignore[arg-type]
+    reconciler = Reconciler(store, kube, clock)  # type: ignore[arg-type]
+    reconcile(reconciler)
+    for job in kube.created:
+        store.on_job("ADDED", job)
+    return store, kube, clock, reconciler
 
 
 def reconcile(reconciler: Reconciler) -> float | None:
@@ -125,11 +130,8 @@ def task_states(patches: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def test_a_big_taskjob_writes_its_status_at_most_once_per_gap_and_loses_no_change() -> None:
-    store, kube, clock, reconciler = setup(1001)
-    reconcile(reconciler)
+    store, kube, clock, reconciler = started(1001)
     assert len(kube.created) == 1001 and len(kube.patches) == 1  # every Job at once, then one status
-    for job in kube.created:
-        store.on_job("ADDED", job)
 
     clock.now += timedelta(seconds=0.2)
     finish(store, kube.created[0], clock.now)
@@ -150,10 +152,7 @@ def test_a_big_taskjob_writes_its_status_at_most_once_per_gap_and_loses_no_chang
 
 
 def test_a_small_taskjob_is_written_after_every_change() -> None:
-    store, kube, clock, reconciler = setup(10)
-    reconcile(reconciler)
-    for job in kube.created:
-        store.on_job("ADDED", job)
+    store, kube, clock, reconciler = started(10)
     clock.now += timedelta(seconds=0.2)
     finish(store, kube.created[0], clock.now)
     reconcile(reconciler)
@@ -161,10 +160,7 @@ def test_a_small_taskjob_is_written_after_every_change() -> None:
 
 
 def test_a_change_of_phase_is_written_at_once() -> None:
-    store, kube, clock, reconciler = setup(1001)
-    reconcile(reconciler)
-    for job in kube.created:
-        store.on_job("ADDED", job)
+    store, kube, clock, reconciler = started(1001)
     clock.now += timedelta(seconds=0.2)
     for job in kube.created:
         finish(store, job, clock.now)
