@@ -1,5 +1,6 @@
-"""Status writes of big TaskJobs are spaced (the API server pays ~2 s of CPU per 10,000-task write); Job
-creates and phase changes are not held up, and a spaced write carries every change made meanwhile.
+"""Status writes of big TaskJobs are spaced (the API server pays ~2 s of CPU per 10,000-task write) and go in
+the background; Job creates and phase changes are not held up, and a later write carries every change
+made meanwhile.
 
 The reconciler runs against the real Store and a recording stand-in for the API client: what is checked
 is which writes it sends and when, not how the API server takes them (tests/cluster does that).
@@ -20,12 +21,18 @@ KEY = ("ns", "big")
 
 
 class RecordingKube:
-    """Answers as the API server would, and records the status patches and Job creates."""
+    """Answers as the API server would, and records the status patches and Job creates.
+
+    While `gate` is cleared, status patches wait for it: a slow write of a big object.
+    """
 
     def __init__(self) -> None:
         self.patches: list[dict[str, Any]] = []
         self.created: list[dict[str, Any]] = []
         self.rv = 10
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.in_flight = self.most_in_flight = 0
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         job = copy.deepcopy(body)
@@ -39,6 +46,10 @@ class RecordingKube:
         return job
 
     async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> int:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await self.gate.wait()
+        self.in_flight -= 1
         self.patches.append(patch)
         self.rv += 1
         return self.rv
@@ -58,7 +69,7 @@ class Clock:
         return self.now
 
 
-def taskjob(tasks: int) -> dict[str, Any]:
+def taskjob(tasks: int, chain: bool) -> dict[str, Any]:
     return {
         "apiVersion": "taskjob.dev/v1alpha1",
         "kind": "TaskJob",
@@ -70,7 +81,10 @@ def taskjob(tasks: int) -> dict[str, Any]:
             "generation": 1,
             "creationTimestamp": T0.isoformat(),
         },
-        "spec": {"defaults": {"image": "busybox"}, "tasks": [{"name": f"t{i}"} for i in range(tasks)]},
+        "spec": {
+            "defaults": {"image": "busybox"},
+            "tasks": [{"name": f"t{i}", **({"dependsOn": [f"t{i - 1}"]} if chain and i else {})} for i in range(tasks)],
+        },
     }
 
 
@@ -106,19 +120,30 @@ def finish(store: Store, job: dict[str, Any], at: datetime) -> None:
     )
 
 
-def started(tasks: int) -> tuple[Store, RecordingKube, Clock, Reconciler]:
-    """Return a TaskJob of `tasks` independent tasks after its first reconcile, its Jobs seen by the watch."""
-    store, kube, clock = Store(), RecordingKube(), Clock()
-    store.on_taskjob(None, taskjob(tasks))
-    reconciler = Reconciler(store, kube, clock)  # type: ignore[arg-type]
-    reconcile(reconciler)
-    for job in kube.created:
-        store.on_job("ADDED", job)
-    return store, kube, clock, reconciler
+class Operator:
+    """The reconciler of one TaskJob, its store, the recording API and a clock; wake-ups recorded."""
 
+    def __init__(self, tasks: int, chain: bool = False) -> None:
+        self.store, self.kube, self.clock = Store(), RecordingKube(), Clock()
+        self.store.on_taskjob(None, taskjob(tasks, chain))
+        self.reconciler = Reconciler(self.store, self.kube, self.clock)  # type: ignore[arg-type]
+        self.wakes: list[float] = []
+        self.reconciler.wake = lambda key, delay: self.wakes.append(delay)
 
-def reconcile(reconciler: Reconciler) -> float | None:
-    return asyncio.run(reconciler(KEY))
+    async def reconcile(self) -> float | None:
+        """Reconcile, and show the new Jobs to the store as the watch would."""
+        before = len(self.kube.created)
+        requeue = await self.reconciler(KEY)
+        for job in self.kube.created[before:]:
+            self.store.on_job("ADDED", job)
+        return requeue
+
+    async def written(self) -> None:
+        """Let the write in flight finish."""
+        await self.reconciler._write_in_flight(KEY)
+
+    def later(self, seconds: float) -> None:
+        self.clock.now += timedelta(seconds=seconds)
 
 
 def task_states(patches: list[dict[str, Any]]) -> dict[str, str]:
@@ -129,40 +154,100 @@ def task_states(patches: list[dict[str, Any]]) -> dict[str, str]:
     return states
 
 
-def test_a_big_taskjob_writes_its_status_at_most_once_per_gap_and_loses_no_change() -> None:
-    store, kube, clock, reconciler = started(1001)
-    assert len(kube.created) == 1001 and len(kube.patches) == 1  # every Job at once, then one status
+async def spaced() -> None:
+    op = Operator(1001)
+    await op.reconcile()
+    await op.written()
+    assert len(op.kube.created) == 1001 and len(op.kube.patches) == 1  # every Job at once, then one status
 
-    clock.now += timedelta(seconds=0.2)
-    finish(store, kube.created[0], clock.now)
-    wait = reconcile(reconciler)
-    assert len(kube.patches) == 1, "written again within the gap"
+    op.later(0.2)
+    finish(op.store, op.kube.created[0], op.clock.now)
+    wait = await op.reconcile()
+    await op.written()
+    assert len(op.kube.patches) == 1, "written again within the gap"
     assert wait is not None and 0 < wait <= MIN_WRITE_GAP - 0.2
 
-    clock.now += timedelta(seconds=0.3)
-    finish(store, kube.created[1], clock.now)
-    reconcile(reconciler)
-    assert len(kube.patches) == 1
+    op.later(0.3)
+    finish(op.store, op.kube.created[1], op.clock.now)
+    await op.reconcile()
+    assert len(op.kube.patches) == 1
 
-    clock.now = T0 + timedelta(seconds=MIN_WRITE_GAP)  # the requeue: the gap is over
-    reconcile(reconciler)
-    assert len(kube.patches) == 2
-    assert task_states(kube.patches[1:]) == {"t0": "Succeeded", "t1": "Succeeded"}  # both waited changes
-    assert kube.patches[1]["progress"] == "2/1001"
-
-
-def test_a_small_taskjob_is_written_after_every_change() -> None:
-    store, kube, clock, reconciler = started(10)
-    clock.now += timedelta(seconds=0.2)
-    finish(store, kube.created[0], clock.now)
-    reconcile(reconciler)
-    assert len(kube.patches) == 2 and task_states(kube.patches[1:]) == {"t0": "Succeeded"}
+    op.clock.now = T0 + timedelta(seconds=MIN_WRITE_GAP)  # the requeue: the gap is over
+    await op.reconcile()
+    await op.written()
+    assert len(op.kube.patches) == 2
+    assert task_states(op.kube.patches[1:]) == {"t0": "Succeeded", "t1": "Succeeded"}  # both waited changes
+    assert op.kube.patches[1]["progress"] == "2/1001"
 
 
-def test_a_change_of_phase_is_written_at_once() -> None:
-    store, kube, clock, reconciler = started(1001)
-    clock.now += timedelta(seconds=0.2)
-    for job in kube.created:
-        finish(store, job, clock.now)
-    reconcile(reconciler)
-    assert len(kube.patches) == 2 and kube.patches[1]["phase"] == "Succeeded"
+def test_a_big_taskjob_writes_its_status_at_most_once_per_gap_and_loses_no_change() -> None:
+    asyncio.run(spaced())
+
+
+async def not_held_up() -> None:
+    op = Operator(1001, chain=True)
+    await op.reconcile()
+    await op.written()
+    op.later(MIN_WRITE_GAP)
+    op.kube.gate.clear()  # the API server takes its time over the next status write
+    finish(op.store, op.kube.created[0], op.clock.now)
+    await asyncio.wait_for(op.reconcile(), timeout=5)  # creates t1, leaves the write to the background
+    assert [j["metadata"]["labels"]["taskjob.dev/task"] for j in op.kube.created] == ["t0", "t1"]
+    assert len(op.kube.patches) == 1 and KEY in op.reconciler.writers  # t0's success is being written
+
+    op.later(0.5)
+    finish(op.store, op.kube.created[1], op.clock.now)
+    await asyncio.wait_for(op.reconcile(), timeout=5)  # does not wait for the write in flight
+    assert len(op.kube.created) == 3
+
+    op.kube.gate.set()
+    await op.written()
+    assert len(op.kube.patches) == 2 and op.wakes == [MIN_WRITE_GAP]  # t1 is still unwritten: wake later
+    op.later(MIN_WRITE_GAP)
+    await op.reconcile()
+    await op.written()
+    states = task_states(op.kube.patches)
+    assert [states[t] for t in ("t0", "t1", "t2", "t3")] == ["Succeeded", "Succeeded", "Running", "Waiting"]
+    assert op.kube.patches[-1]["progress"] == "2/1001"
+
+
+def test_a_slow_status_write_does_not_hold_up_the_next_job() -> None:
+    asyncio.run(not_held_up())
+
+
+async def small() -> None:
+    op = Operator(10)
+    await op.reconcile()
+    op.later(0.2)
+    finish(op.store, op.kube.created[0], op.clock.now)
+    await op.reconcile()
+    assert len(op.kube.patches) == 2 and task_states(op.kube.patches[1:]) == {"t0": "Succeeded"}
+    assert not op.reconciler.writers
+
+
+def test_a_small_taskjob_is_written_after_every_change_in_the_reconcile() -> None:
+    asyncio.run(small())
+
+
+async def phase_change() -> None:
+    op = Operator(1001)
+    await op.reconcile()
+    await op.written()
+    op.later(MIN_WRITE_GAP)
+    op.kube.gate.clear()
+    finish(op.store, op.kube.created[0], op.clock.now)
+    await op.reconcile()  # a write in flight
+    for job in op.kube.created[1:]:
+        finish(op.store, job, op.clock.now)
+    final = asyncio.create_task(op.reconcile())
+    await asyncio.sleep(0.01)
+    op.kube.gate.set()
+    await final
+    # One write at a time: two merge patches in flight could land in either order, the older one last.
+    assert op.kube.most_in_flight == 1
+    assert len(op.kube.patches) == 3 and op.kube.patches[-1]["phase"] == "Succeeded"
+    assert set(task_states(op.kube.patches).values()) == {"Succeeded"}
+
+
+def test_a_change_of_phase_is_written_at_once_after_the_write_in_flight() -> None:
+    asyncio.run(phase_change())

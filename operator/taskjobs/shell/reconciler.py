@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +34,9 @@ log = logging.getLogger("taskjob.reconciler")
 # A status write of a TaskJob of 10,000 tasks costs the API server about 2 s of CPU (validating, decoding
 # and encoding ~1 MB; docs/performance.md), so written after every event it starves the Job controller
 # that runs the tasks. Above COMPACT_TASKS tasks, status writes are spaced: the next waits
-# WRITE_SPACING times as long as the last took, at least MIN_WRITE_GAP seconds. Job creates are not delayed.
+# WRITE_SPACING times as long as the last took, at least MIN_WRITE_GAP seconds. They are also written in
+# the background, one at a time per TaskJob, so the next reconcile (creating the next Jobs) need not wait
+# a second for the last write to finish. Changes of phase are written at once, in the reconcile.
 WRITE_SPACING = 2.0
 MIN_WRITE_GAP = 1.0
 
@@ -69,6 +71,10 @@ class Reconciler:
         self.phases: dict[Key, str] = {}
         self.validated: dict[tuple[str, int], ValidationResult] = {}
         self.memories: dict[Key, Remembered] = {}
+        self.writers: dict[Key, asyncio.Task[None]] = {}  # the status write in flight, per big TaskJob
+        # Reconcile `key` again after `delay` seconds (the work queue's add_after): a background write that
+        # leaves changes unwritten asks for the next one this way.
+        self.wake: Callable[[Key, float], None] = lambda key, delay: None
 
     def forget(self, key: Key, uid: str | None = None) -> None:
         """Drop what is kept about a deleted TaskJob."""
@@ -112,6 +118,8 @@ class Reconciler:
         prior_raw = self.store.status_of(key) or {}
         result = self._validate(body)
         if not result.ok or result.taskjob is None:
+            await self._write_in_flight(key)
+            prior_raw = self.store.status_of(key) or {}
             status = invalid_status(result.problems, body["metadata"].get("generation", 1), prior_raw, now)
             first = prior_raw.get("phase") != "Invalid"
             await self._write_status(key, prior_raw, dump_status(status), None)
@@ -137,26 +145,41 @@ class Reconciler:
 
         await self._record_outputs(key, body, next_memory.latest, changed)
         await self._execute(key, body, meta, next_memory.shape, facts, the_plan, now)
+        latest = self.memories.get(key)
+        if memory is not None and latest is not None and latest is not kept and latest.raw is not prior_raw:
+            kept, prior_raw = latest, latest.raw  # a background write landed meanwhile: the new base
         # What differs from the status last written: this plan's changes and those of plans not written yet.
         to_write = changed
         if memory is not None and kept is not None:
             to_write = None if kept.unwritten is None or changed is None else kept.unwritten | changed
         requeue = the_plan.requeue_after
+        big = len(the_plan.status.tasks or ()) > COMPACT_TASKS
+        may_wait = memory is not None and kept is not None and _may_wait(prior, the_plan.status)
+        wait = (kept.write_after - self.now()).total_seconds() if may_wait and kept and kept.write_after else 0.0
         written: dict[str, Any] | None = prior_raw
-        if memory is not None and kept is not None and kept.write_after and _may_wait(prior, the_plan.status):
-            wait = (kept.write_after - self.now()).total_seconds()
-        else:
-            wait = 0.0
-        if wait > 0:
+        if may_wait and (wait > 0 or key in self.writers):
+            # The next write carries this plan's changes: when the gap is over, or when the one in flight ends.
             self.memories[key] = Remembered(prior_raw, next_memory, token, to_write, kept.write_after if kept else None)
-            requeue = wait if requeue is None else min(requeue, wait)
+            if wait > 0:
+                requeue = wait if requeue is None else min(requeue, wait)
+        elif may_wait and big:
+            new_raw = dump_changes(prior_raw, the_plan.status, to_write)
+            self.memories[key] = Remembered(prior_raw, next_memory, token, to_write, None)
+            self.writers[key] = asyncio.create_task(self._write_behind(key, prior_raw, new_raw, to_write, next_memory))
         else:
+            if key in self.writers:  # one write at a time: a merge patch landing late would undo this one
+                await self._write_in_flight(key)
+                base = self.store.status_of(key) or {}
+                if base is not prior_raw and to_write is not None and memory is not None:
+                    latest = self.memories.get(key)
+                    extra = latest.unwritten if latest is not None else None
+                    to_write = None if extra is None else to_write | extra
+                prior_raw = base
             began = self.now()
             new_raw = dump_changes(prior_raw, the_plan.status, to_write)
             written = await self._write_status(key, prior_raw, new_raw, to_write)
             ended = self.now()
             spacing = max(MIN_WRITE_GAP, WRITE_SPACING * (ended - began).total_seconds())
-            big = len(the_plan.status.tasks or ()) > COMPACT_TASKS
             if written is not None and the_plan.status.phase not in TERMINAL_PHASES:
                 after = ended + timedelta(seconds=spacing) if big and written is not prior_raw else None
                 self.memories[key] = Remembered(written, next_memory, token, frozenset(), after)
@@ -250,6 +273,38 @@ class Reconciler:
         if new:
             await self.kube.record_outputs(body, outputs_configmap(key[1]), new)
             self.store.outputs.setdefault(key, {}).update(new)
+
+    async def _write_behind(
+        self, key: Key, base: dict[str, Any], status: dict[str, Any], changed: frozenset[str] | None, memory: Memory
+    ) -> None:
+        """Write a big TaskJob's status in the background; then make it the base of the plans made meanwhile."""
+        began = self.now()
+        try:
+            written = await self._write_status(key, base, status, changed)
+        except Exception:  # the next reconcile plans in full and writes it all again
+            log.exception("writing the status of TaskJob %s/%s failed", *key, extra=_ctx(key))
+            self.memories.pop(key, None)
+            self.wake(key, MIN_WRITE_GAP)
+            return
+        finally:
+            self.writers.pop(key, None)
+        ended = self.now()
+        current = self.memories.get(key)
+        if written is None or current is None or current.raw is not base:
+            return  # the TaskJob is gone, or a reconcile has written since (after waiting for this write)
+        spacing = max(MIN_WRITE_GAP, WRITE_SPACING * (ended - began).total_seconds())
+        # Plans made during the write may have changed tasks it carried: those stay unwritten (a superset).
+        unwritten = frozenset() if current.memory is memory else current.unwritten
+        after = ended + timedelta(seconds=spacing)
+        self.memories[key] = replace(current, raw=written, unwritten=unwritten, write_after=after)
+        if unwritten != frozenset():
+            self.wake(key, spacing)
+
+    async def _write_in_flight(self, key: Key) -> None:
+        """Wait for the status write in flight for `key`, if any (it handles its own errors)."""
+        writer = self.writers.get(key)
+        if writer is not None:
+            await asyncio.wait([writer])
 
     async def _write_status(
         self, key: Key, prior: dict[str, Any], status: dict[str, Any], changed: frozenset[str] | None
