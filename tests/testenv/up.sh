@@ -64,7 +64,15 @@ start() {  # name command...
   # setsid: a Ctrl-C in the terminal (or in the pytest run that called us) must not stop the cluster.
   # 9<&-: the daemons must not inherit the lock, or they would hold it for their whole life.
   setsid "$@" >"$state/logs/$name.log" 2>&1 </dev/null 9<&- &
-  echo $! >"$state/pids/$name.pid"
+  local pid=$! i
+  echo "$pid" >"$state/pids/$name.pid"
+  # Until the child has exec'd, /proc/PID/cmdline is this script's and live_pid takes the component for
+  # gone: on a loaded machine a health check failing fast then reported "exited" (R5's testenv in CI).
+  for i in $(seq 1 200); do
+    [ -r "/proc/$pid/cmdline" ] || break
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$state" && break
+    sleep 0.05
+  done
 }
 
 on_failure() {
