@@ -152,6 +152,13 @@ def _waiting(pod: Obj | None) -> tuple[str | None, str | None]:
     return waiting.get("reason"), waiting.get("message")
 
 
+def _pods_verdict(job: Obj, cond: Obj) -> bool:
+    """Return whether the Job ended by its pod's verdict, not by our stop or its own (a deadline ...)."""
+    if _get(job, "metadata", "annotations", ANNOTATION_STOP_REASON):
+        return False
+    return cond.get("type") == "Complete" or not cond.get("reason") or cond.get("reason") in _POD_FAILED_REASONS
+
+
 def _awaits_pod(job: Obj, cond: Obj, pod: Obj | None) -> bool:
     """Return whether the Job's end came from its pod's verdict, which no pod we hold shows yet.
 
@@ -160,10 +167,8 @@ def _awaits_pod(job: Obj, cond: Obj, pod: Obj | None) -> bool:
     exit code, termination message and output. A pod that failed without a container verdict (evicted,
     an init container) is not waited for; the plan stops waiting after a while (a pod deleted for good).
     """
-    if _get(job, "metadata", "annotations", ANNOTATION_STOP_REASON):
-        return False
-    if cond.get("type") != "Complete" and cond.get("reason") and cond.get("reason") not in _POD_FAILED_REASONS:
-        return False  # the Job's own verdict (deadline ...): the pod's exit code is not the task's
+    if not _pods_verdict(job, cond):
+        return False  # our stop or the Job's deadline: the pod's exit code is not the task's
     if pod is None:
         return True
     if _terminated(pod) or _get(pod, "status", "phase") in ("Succeeded", "Failed") or _get(pod, "status", "reason"):
@@ -179,17 +184,15 @@ def _failure(job: Obj, cond: Obj, pod: Obj | None) -> tuple[str | None, str | No
     A stop by the operator or a Job deadline killed the container: its exit code is not the task's verdict,
     so none is reported and the Job's reason (or the stop annotation) says why.
     """
-    annotations = _mapping(_get(job, "metadata", "annotations"))
-    stop_reason = annotations.get(ANNOTATION_STOP_REASON)
-    if stop_reason:
-        return str(stop_reason), annotations.get(ANNOTATION_STOP_MESSAGE) or None, None
-    job_reason = cond.get("reason")
-    if job_reason and job_reason not in _POD_FAILED_REASONS:
-        return str(job_reason), cond.get("message") or None, None
+    if not _pods_verdict(job, cond):
+        annotations = _mapping(_get(job, "metadata", "annotations"))
+        if annotations.get(ANNOTATION_STOP_REASON):
+            return str(annotations[ANNOTATION_STOP_REASON]), annotations.get(ANNOTATION_STOP_MESSAGE) or None, None
+        return str(cond.get("reason")), cond.get("message") or None, None
     terminated = _terminated(pod)
     if terminated:
         return terminated.get("reason") or "Error", terminated.get("message") or None, terminated.get("exitCode")
-    ruled = _RULE_EXIT_CODE.match(str(cond.get("message") or "")) if job_reason == "PodFailurePolicy" else None
+    ruled = _RULE_EXIT_CODE.match(str(cond.get("message") or "")) if cond.get("reason") == "PodFailurePolicy" else None
     if ruled and ruled.group(1) == CONTAINER:
         # The pod is not in sight, but the Job recorded the exit code; its termination message is lost.
         return "Error", None, int(ruled.group(2))

@@ -145,8 +145,11 @@ class Reconciler:
 
         await self._record_outputs(key, body, next_memory.latest, changed)
         await self._execute(key, body, meta, next_memory.shape, facts, the_plan, now)
+        may_wait = memory is not None and kept is not None and _may_wait(prior, the_plan.status)
+        if not may_wait:  # one write at a time: a merge patch landing late would undo this one
+            await self._write_in_flight(key)
         latest = self.memories.get(key)
-        if memory is not None and latest is not None and latest is not kept and latest.raw is not prior_raw:
+        if latest is not None and latest is not kept and latest.raw is not prior_raw:
             kept, prior_raw = latest, latest.raw  # a background write landed meanwhile: the new base
         # What differs from the status last written: this plan's changes and those of plans not written yet.
         to_write = changed
@@ -154,12 +157,12 @@ class Reconciler:
             to_write = None if kept.unwritten is None or changed is None else kept.unwritten | changed
         requeue = the_plan.requeue_after
         big = len(the_plan.status.tasks or ()) > COMPACT_TASKS
-        may_wait = memory is not None and kept is not None and _may_wait(prior, the_plan.status)
-        wait = (kept.write_after - self.now()).total_seconds() if may_wait and kept and kept.write_after else 0.0
+        after = kept.write_after if may_wait and kept is not None else None
+        wait = (after - self.now()).total_seconds() if after is not None else 0.0
         written: dict[str, Any] | None = prior_raw
         if may_wait and (wait > 0 or key in self.writers):
             # The next write carries this plan's changes: when the gap is over, or when the one in flight ends.
-            self.memories[key] = Remembered(prior_raw, next_memory, token, to_write, kept.write_after if kept else None)
+            self.memories[key] = Remembered(prior_raw, next_memory, token, to_write, after)
             if wait > 0:
                 requeue = wait if requeue is None else min(requeue, wait)
         elif may_wait and big:
@@ -167,21 +170,11 @@ class Reconciler:
             self.memories[key] = Remembered(prior_raw, next_memory, token, to_write, None)
             self.writers[key] = asyncio.create_task(self._write_behind(key, prior_raw, new_raw, to_write, next_memory))
         else:
-            if key in self.writers:  # one write at a time: a merge patch landing late would undo this one
-                await self._write_in_flight(key)
-                base = self.store.status_of(key) or {}
-                if base is not prior_raw and to_write is not None and memory is not None:
-                    latest = self.memories.get(key)
-                    extra = latest.unwritten if latest is not None else None
-                    to_write = None if extra is None else to_write | extra
-                prior_raw = base
             began = self.now()
             new_raw = dump_changes(prior_raw, the_plan.status, to_write)
             written = await self._write_status(key, prior_raw, new_raw, to_write)
-            ended = self.now()
-            spacing = max(MIN_WRITE_GAP, WRITE_SPACING * (ended - began).total_seconds())
             if written is not None and the_plan.status.phase not in TERMINAL_PHASES:
-                after = ended + timedelta(seconds=spacing) if big and written is not prior_raw else None
+                after = _next_write(began, self.now()) if big and written is not prior_raw else None
                 self.memories[key] = Remembered(written, next_memory, token, frozenset(), after)
         if written is None or the_plan.status.phase in TERMINAL_PHASES:
             # A finished TaskJob is rarely planned again (a retry, its TTL): its plan memory (about 50 KB
@@ -288,17 +281,15 @@ class Reconciler:
             return
         finally:
             self.writers.pop(key, None)
-        ended = self.now()
+        after = _next_write(began, self.now())
         current = self.memories.get(key)
         if written is None or current is None or current.raw is not base:
             return  # the TaskJob is gone, or a reconcile has written since (after waiting for this write)
-        spacing = max(MIN_WRITE_GAP, WRITE_SPACING * (ended - began).total_seconds())
         # Plans made during the write may have changed tasks it carried: those stay unwritten (a superset).
         unwritten = frozenset() if current.memory is memory else current.unwritten
-        after = ended + timedelta(seconds=spacing)
         self.memories[key] = replace(current, raw=written, unwritten=unwritten, write_after=after)
         if unwritten != frozenset():
-            self.wake(key, spacing)
+            self.wake(key, (after - self.now()).total_seconds())
 
     async def _write_in_flight(self, key: Key) -> None:
         """Wait for the status write in flight for `key`, if any (it handles its own errors)."""
@@ -321,6 +312,11 @@ class Reconciler:
 
     def _event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         self.kube.post_event(body, type_, reason, message)
+
+
+def _next_write(began: datetime, ended: datetime) -> datetime:
+    """Return when a big TaskJob's next status write may go, after one that took from `began` to `ended`."""
+    return ended + timedelta(seconds=max(MIN_WRITE_GAP, WRITE_SPACING * (ended - began).total_seconds()))
 
 
 def _may_wait(prior: TaskJobStatus | None, status: TaskJobStatus) -> bool:
