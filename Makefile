@@ -54,5 +54,15 @@ operator: $(STAMP) testenv ## Run the operator against the testenv (Ctrl-C stops
 demo: $(STAMP) testenv ## Apply examples/diamond.yaml on the testenv with the operator running, and watch it
 	@tests/testenv/demo.sh
 
+.PHONY: images docker-up docker-down
+images: ## Build taskjob-operator:0.1.0 and taskjob-runner:0.1.0 with Docker (CI's bases from Debian); load them onto the testenv's node
+	@tests/images/build.sh
+
+docker-up: ## Start the project's own Docker engine (DOCKER_HOST=unix:///run/taskjob-docker/docker.sock)
+	@tests/images/docker.sh up
+
+docker-down: ## Stop the project's Docker engine; leaves no process, mount, network link or cgroup behind
+	@tests/images/docker.sh down
+
 deploy: ## helm install the operator into the current kube context (kind/k3d/cloud)
 	helm upgrade --install taskjob charts/taskjob-operator -n taskjob-system --create-namespace
