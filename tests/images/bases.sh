@@ -3,12 +3,14 @@
 # (docs/testing.md, "Images"):
 #   taskjob-ci/python:3.11-bookworm  stands in for python:3.11-slim (operator) and python:3.12-slim (runner)
 #   busybox:1.36                     stands in for the examples' busybox:1.36 (the manifests stay unchanged)
-# Each is rebuilt only when its recipe changes: the recipe's hash (this file, the Debian mirror, the host's
-# extra CA certificates) labels the image and names its rootfs tarball in $images_cache.
+# Each is rebuilt only when its recipe changes: the hash of its recipe (the function that fills its rootfs, its
+# image settings, the Debian suite and mirror, the host's extra CA certificates) labels the image and names its
+# rootfs tarball in $images_cache.
 # Needs our engine up (docker.sh up); installs debootstrap with apt when it is missing.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
+images_lock
 
 python_image=${TASKJOB_PYTHON_BASE:-taskjob-ci/python:3.11-bookworm}
 busybox_image=busybox:1.36
@@ -22,15 +24,14 @@ mirror=${mirror:-http://deb.debian.org/debian}
 extra_cas=(/usr/local/share/ca-certificates/*.crt)
 [ -e "${extra_cas[0]}" ] || extra_cas=()
 
-recipe=$( { cat "$0"; echo "$mirror"; cat "${extra_cas[@]}" </dev/null; } | sha256sum | cut -c1-12)
 mkdir -p "$images_cache"
 
 label_of() { docker_ image inspect --format '{{index .Config.Labels "dev.taskjob.recipe"}}' "$1" 2>/dev/null || true; }
 
-# import NAME TARBALL CHANGE...: the tarball as image NAME, labelled with the recipe.
+# import NAME RECIPE TARBALL CHANGE...: the tarball as image NAME, labelled with its recipe.
 import() {
-  local name=$1 tarball=$2
-  shift 2
+  local name=$1 recipe=$2 tarball=$3
+  shift 3
   local changes=(--change "LABEL dev.taskjob.recipe=$recipe")
   local c
   for c in "$@"; do changes+=(--change "$c"); done
@@ -40,8 +41,10 @@ import() {
 
 # ensure NAME BUILDER CHANGE...: NAME is in the engine with this recipe; BUILDER ROOTFS fills a rootfs if needed.
 ensure() {
-  local name=$1 builder=$2
+  local name=$1 builder=$2 recipe
   shift 2
+  recipe=$( { declare -f "$builder"; printf '%s\n' "$@" "$suite" "$mirror"; cat "${extra_cas[@]}" </dev/null; } |
+    sha256sum | cut -c1-12)
   if [ "$(label_of "$name")" = "$recipe" ]; then
     log "$name is current (recipe $recipe)"
     return 0
@@ -52,7 +55,7 @@ ensure() {
     local rootfs start=$SECONDS
     rootfs=$(mktemp -d "$images_cache/rootfs.XXXXXX")
     # shellcheck disable=SC2064
-    trap "rm -rf '$rootfs'" EXIT
+    trap "rm -rf '$rootfs' '$tarball.tmp'" EXIT
     log "building the rootfs of $name (recipe $recipe)"
     "$builder" "$rootfs"
     tar -C "$rootfs" --numeric-owner -c . | gzip -1 >"$tarball.tmp"
@@ -64,7 +67,7 @@ ensure() {
       -delete
     log "rootfs of $name built in $((SECONDS - start))s"
   fi
-  import "$name" "$tarball" "$@"
+  import "$name" "$recipe" "$tarball" "$@"
 }
 
 python_rootfs() {

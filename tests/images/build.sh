@@ -10,6 +10,7 @@
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
+images_lock
 cd "$images_root"
 
 start=$SECONDS

@@ -9,6 +9,7 @@
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
+images_lock
 
 timeout=${TASKJOB_DOCKER_TIMEOUT:-60}
 

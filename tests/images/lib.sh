@@ -18,6 +18,15 @@ docker_bin=/usr/bin/docker
 export DOCKER_HOST=unix://$engine_sock
 export DOCKER_BUILDKIT=0
 
+# One of build.sh, bases.sh and docker.sh at a time (two test sessions may both run `make images`); a script
+# called by one that holds the lock does not take it again.
+images_lock() {
+  [ -z "${TASKJOB_IMAGES_LOCKED:-}" ] || return 0
+  exec 8<"$images_here/lib.sh"
+  flock 8
+  export TASKJOB_IMAGES_LOCKED=1
+}
+
 log() { printf '[images] %s\n' "$*" >&2; }
 docker_() { "$docker_bin" "$@"; }
 
