@@ -25,7 +25,7 @@ test: $(STAMP) testenv ## Run every test: unit, then the operator on the real co
 	$(PY) -m pytest tests -q
 
 test-unit: $(STAMP) ## Run the tests that need no cluster
-	$(PY) -m pytest tests -q -m 'not cluster'
+	$(PY) -m pytest tests -q -m 'not cluster and not docker'
 
 lint: $(STAMP) ## ruff and mypy --strict on the package
 	$(VENV)/bin/ruff check operator/taskjobs tests
