@@ -39,6 +39,7 @@ up() {
   mkdir -p "$engine_run" "$engine_data"
   # An empty daemon.json of our own: a machine-wide /etc/docker/daemon.json must not change our engine.
   echo '{}' >"$engine_run/daemon.json"
+  # 8<&-: the daemon must not inherit our lock's descriptor (it would hold the lock while it runs).
   log "starting dockerd (socket $engine_sock, data $engine_data, log $engine_log)"
   setsid /usr/sbin/dockerd \
     --config-file="$engine_run/daemon.json" \
@@ -51,7 +52,7 @@ up() {
     --bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
     --userland-proxy=false \
     --storage-driver=overlay2 \
-    </dev/null >"$engine_log" 2>&1 &
+    </dev/null >"$engine_log" 2>&1 8<&- &
   local started=$! deadline=$((SECONDS + timeout))
   until engine_answers; do
     if ! kill -0 "$started" 2>/dev/null; then
