@@ -54,7 +54,10 @@ elif [ ! -x "$loader" ]; then
   log "not loading the images onto a node: tests/testenv/load-image.sh does not exist yet (no real node)"
 elif [ ! -f "$testenv_dir/kubeconfig" ]; then
   log "not loading the images onto a node: the testenv is not up (make testenv, then make images)"
+elif [ ! -f "$testenv_dir/pids/containerd.pid" ]; then
+  log "not loading the images onto a node: the testenv runs without its real node"
 else
-  "$loader" "${images[@]}"
+  # The loader saves each image with the docker client it is given, from the engine DOCKER_HOST names (ours).
+  TESTENV_DOCKER=$docker_bin "$loader" "${images[@]}"
   log "loaded onto the testenv's node: ${images[*]}"
 fi
