@@ -17,7 +17,15 @@ start=$SECONDS
 "$images_here/docker.sh" up
 t0=$SECONDS
 base_args=()
-if [ "${TASKJOB_PUBLIC_BASES:-0}" != 1 ]; then
+if [ "${TASKJOB_PUBLIC_BASES:-0}" = 1 ]; then
+  # The legacy builder would pull a missing base from Docker Hub: refuse instead.
+  for base in python:3.11-slim python:3.12-slim; do
+    docker_ image inspect "$base" >/dev/null 2>&1 || {
+      log "TASKJOB_PUBLIC_BASES=1 but $base is not in the engine (docker load it first; nothing is pulled)"
+      exit 1
+    }
+  done
+else
   "$images_here/bases.sh"
   base_args=(--build-arg "BASE_IMAGE=${TASKJOB_PYTHON_BASE:-taskjob-ci/python:3.11-bookworm}")
 fi
