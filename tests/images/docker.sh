@@ -2,6 +2,7 @@
 # Our own Docker engine for building and running the project's images (docs/testing.md, "Images").
 #   tests/images/docker.sh up     install Debian's docker.io if dockerd is missing, start dockerd, wait for it
 #   tests/images/docker.sh down   stop it; no process, mount, network link, iptables rule or cgroup is left
+#   tests/images/docker.sh check-down   exit 1, listing it, if anything of the engine is left
 #   tests/images/docker.sh env    print `export DOCKER_HOST=...` for a shell that wants to use it
 # The engine is ours alone: its own socket, pidfile, exec root and data root, no bridge, no iptables, no
 # IP forwarding (so it changes nothing in the host's network); builds and containers use --network host
@@ -70,6 +71,8 @@ up() {
   log "dockerd is up: $(docker_ version --format 'server {{.Server.Version}}, client {{.Client.Version}}')"
 }
 
+our_cgroups() { find /sys/fs/cgroup -maxdepth 5 -type d -name "$engine_cgroup" -prune 2>/dev/null; }
+
 down() {
   local pid i
   if pid=$(engine_pid); then
@@ -99,9 +102,9 @@ down() {
     umount -l "$m" 2>/dev/null || true
   done
   # The cgroups our containers were put in (empty once the containers are gone).
+  # A relative parent lands under dockerd's own cgroup, which in some hierarchies (memory here) is nested.
   local d
-  for d in /sys/fs/cgroup/*/"$engine_cgroup" /sys/fs/cgroup/"$engine_cgroup"; do
-    [ -d "$d" ] || continue
+  for d in $(our_cgroups); do
     find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || log "could not remove cgroup $d"
   done
   rm -rf "$engine_run"
@@ -109,9 +112,29 @@ down() {
   rmdir /run/docker/plugins /run/docker 2>/dev/null || true
 }
 
+# Lists what of our engine is still on the machine; exits 1 when anything is. For tests of `down`.
+check_down() {
+  local left=()
+  pgrep -f -- "$engine_run/" >/dev/null && left+=("processes: $(pgrep -a -f -- "$engine_run/" | tr '\n' ';')")
+  awk -v a="$engine_run" -v b="$engine_data" 'index($2, a) == 1 || index($2, b) == 1 {f=1} END {exit !f}' \
+    /proc/self/mounts && left+=("mounts under $engine_run or $engine_data")
+  [ -z "$(our_cgroups)" ] || left+=("cgroups: $(our_cgroups | tr '\n' ' ')")
+  [ -e /sys/class/net/docker0 ] && left+=("network link docker0")
+  if command -v iptables >/dev/null; then
+    { iptables -S; iptables -t nat -S; } 2>/dev/null | grep -q DOCKER && left+=("iptables chains or rules named DOCKER")
+  fi
+  [ -e "$engine_run" ] && left+=("$engine_run")
+  if [ ${#left[@]} -gt 0 ]; then
+    printf 'left behind: %s\n' "${left[@]}" >&2
+    return 1
+  fi
+  log "nothing of the engine is left"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
+  check-down) check_down ;;
   env) echo "export DOCKER_HOST=unix://$engine_sock DOCKER_BUILDKIT=0" ;;
-  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|check-down|env" >&2; exit 2 ;;
 esac
