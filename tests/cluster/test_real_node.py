@@ -158,13 +158,8 @@ def test_a_service_cluster_ip_reaches_its_pod_from_a_pod_and_from_this_machine(
 
     wait_for(server_ready, 90, "the server pod to be ready")
 
-    # From a pod on the same bridge: DNAT and its reply through the node's iptables (hairpin on the bridge).
-    client_pod = probe_pod("client", probe_image, ["get", f"http://{cluster_ip}/"])
-    ended = run_to_end(api_client, real_namespace, client_pod, wait_for)
-    assert (terminated(ended).exit_code, terminated(ended).message) == (0, "hello from server\n")
-
-    # From this machine, as the API server calls a webhook behind its Service. kube-proxy may program the new
-    # Service a moment after the pod is ready: poll.
+    # From this machine, as the API server calls a webhook behind its Service. kube-proxy programs the Service
+    # a moment after the pod is ready: poll, and only then start the client pod.
     def get() -> str | None:
         try:
             with urllib.request.urlopen(f"http://{cluster_ip}/", timeout=2) as r:
@@ -173,6 +168,11 @@ def test_a_service_cluster_ip_reaches_its_pod_from_a_pod_and_from_this_machine(
             return None
 
     assert wait_for(get, 30, f"GET http://{cluster_ip}/ from this machine") == "hello from server\n"
+
+    # From a pod on the same bridge: DNAT and its reply through the node's iptables (hairpin on the bridge).
+    client_pod = probe_pod("client", probe_image, ["get", f"http://{cluster_ip}/"])
+    ended = run_to_end(api_client, real_namespace, client_pod, wait_for)
+    assert (terminated(ended).exit_code, terminated(ended).message) == (0, "hello from server\n")
 
 
 def test_a_job_on_the_real_node_is_completed_by_the_job_controller(

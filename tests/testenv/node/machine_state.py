@@ -25,6 +25,7 @@ VOLATILE_SYSCTLS = re.compile(
     r"^(fs\.(dentry-state|file-nr|inode-nr|inode-state|quota\.)|kernel\.(ns_last_pid|random\.|pty\.nr)"
     r"|net\.netfilter\.nf_conntrack_count|net\.ipv[46]\.(conf|neigh)\.(?!all\.|default\.))"
 )
+EMPTY_BUILTIN = re.compile(r"^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT$")
 COUNTERS = re.compile(r" \[\d+:\d+\]$")
 NODE_PROCESSES = {"kubelet", "kube-proxy", "pause", "probe"}
 
@@ -67,8 +68,11 @@ def machine_state(state_dir: Path) -> dict[str, set[str]]:
     rules = set()
     for save in ("iptables-save", "ip6tables-save"):
         for line in run(save).splitlines():
-            if not line.startswith("#"):
-                rules.add(save + " " + COUNTERS.sub("", line))
+            line = COUNTERS.sub("", line)
+            # iptables-nft creates a table, with its built-in chains empty and accepting, the first time
+            # anything uses it; such a table filters nothing, as if it were not there.
+            if not line.startswith(("#", "*", "COMMIT")) and not EMPTY_BUILTIN.match(line):
+                rules.add(save + " " + line)
     sysctls = {line for line in run("sysctl", "-a").splitlines() if not VOLATILE_SYSCTLS.match(line)}
     cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods*")}
     cgroups |= {str(p) for p in Path("/sys/fs/cgroup").glob("kubepods*")}
