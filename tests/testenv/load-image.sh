@@ -14,14 +14,16 @@ node_enabled && live_pid containerd >/dev/null || {
   log "the real node of $state is not running; start it with \`make testenv\`"
   exit 1
 }
+# TESTENV_DOCKER: the docker client to save images with (DOCKER_HOST picks the engine, as for docker).
+docker=${TESTENV_DOCKER:-docker}
 for image in "$@"; do
   if [ -f "$image" ]; then
     ctr_ images import "$image" >/dev/null
   else
-    command -v docker >/dev/null || { log "$image is no file, and there is no docker to save it from"; exit 1; }
-    docker image inspect "$image" >/dev/null || { log "no image $image in the local Docker engine"; exit 1; }
+    command -v "$docker" >/dev/null || { log "$image is no file, and there is no $docker to save it from"; exit 1; }
+    "$docker" image inspect "$image" >/dev/null || { log "no image $image in the Docker engine"; exit 1; }
     # pipefail: a failed save fails the load; ctr reads the archive from stdin.
-    docker save "$image" | ctr_ images import - >/dev/null
+    "$docker" save "$image" | ctr_ images import - >/dev/null
   fi
   log "loaded $image onto $node_name"
 done
