@@ -48,6 +48,12 @@ real_node=$TESTENV_REAL_NODE
 # `kubernetes` Service (whose Endpoints need a non-loopback address). Without it, on loopback only.
 api_host=127.0.0.1
 [ "$real_node" = 1 ] && api_host=$node_ip
+# Go clients proxy every non-loopback address when HTTPS_PROXY is set; ours must stay on this machine.
+if [ "$real_node" = 1 ] && [ -n "${HTTPS_PROXY:-}${https_proxy:-}${HTTP_PROXY:-}${http_proxy:-}" ]; then
+  no_proxy_before=${NO_PROXY:-${no_proxy:-}}
+  export NO_PROXY="${no_proxy_before:+$no_proxy_before,}$node_ip,$service_cidr,$pod_cidr"
+  export no_proxy="$NO_PROXY"
+fi
 
 is_up() {
   local name

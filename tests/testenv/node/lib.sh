@@ -309,8 +309,9 @@ node_kill_leftovers() {
 }
 
 node_umount_all() {  # every mount under our dirs, deepest first
-  local mp i
-  for i in 1 2 3; do
+  local mp _
+  # A few rounds: unmounting a parent may reveal nothing new, but a busy mount may need a second try.
+  for _ in 1 2 3; do
     mapfile -t mps < <(awk '{print $5}' /proc/self/mountinfo |
       grep -E "^($state/node|$node_run)(/|$)" | awk '{print length, $0}' | sort -rn | cut -d' ' -f2-)
     [ ${#mps[@]} -eq 0 ] && return 0
@@ -320,8 +321,9 @@ node_umount_all() {  # every mount under our dirs, deepest first
 
 node_restore_iptables() {
   local before=$state/node/before/chains cmd table chain
-  [ -x "$state/bin/kube-proxy" ] && "$state/bin/kube-proxy" --cleanup --config="$state/node/kube-proxy/config.yaml" \
-    >/dev/null 2>&1 || true
+  if [ -x "$state/bin/kube-proxy" ]; then
+    "$state/bin/kube-proxy" --cleanup --config="$state/node/kube-proxy/config.yaml" >/dev/null 2>&1 || true
+  fi
   # What kube-proxy --cleanup leaves, and the CNI plugins' chains: unhook, flush, then delete each chain
   # that was not there before we started.
   local ours
