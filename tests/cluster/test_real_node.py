@@ -5,13 +5,18 @@ Pods here use the probe image (tests/testenv/node/probe: a static binary, since 
 
 from __future__ import annotations
 
+import base64
+import json
+import subprocess
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 
 pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
 WaitFor = Callable[..., Any]
@@ -68,7 +73,7 @@ def test_the_real_node_is_ready_and_kwok_nodes_are_reserved_for_tolerating_pods(
     core = client.CoreV1Api(api_client)
     node = core.read_node(REAL_NODE_NAME)
     assert node.metadata is not None and node.status is not None
-    assert node.metadata.labels[NODE_TAINT_KEY] == "real"
+    assert (node.metadata.labels or {}).get(NODE_TAINT_KEY) == "real"
     assert not (node.spec and node.spec.taints)
     addresses = {a.type: a.address for a in node.status.addresses or []}
     assert addresses["InternalIP"] == "198.18.0.1"
@@ -192,3 +197,120 @@ def test_a_job_on_the_real_node_is_completed_by_the_job_controller(
         return any(c.type == "Complete" and c.status == "True" for c in (status and status.conditions) or [])
 
     wait_for(complete, 90, "Job once to complete")
+
+
+def serving_certificate(tmp_path: Path, dns_name: str) -> tuple[bytes, bytes, bytes]:
+    """Return (CA certificate, server certificate, server key), PEM, for a server named dns_name."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+
+    subj = "/CN=probe-webhook-ca"
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        subj,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={dns_name}", "-keyout", "tls.key", "-out", "tls.csr")
+    (tmp_path / "ext").write_text(f"subjectAltName=DNS:{dns_name}\nextendedKeyUsage=serverAuth\n")
+    openssl(
+        "x509",
+        "-req",
+        "-days",
+        "1",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-extfile",
+        "ext",
+        "-out",
+        "tls.crt",
+    )
+    ca, crt, key = ((tmp_path / f).read_bytes() for f in ("ca.crt", "tls.crt", "tls.key"))
+    return ca, crt, key
+
+
+def test_the_api_server_calls_an_admission_webhook_through_its_service(
+    api_client: ApiClient, real_namespace: str, probe_image: str, tmp_path: Path, wait_for: WaitFor
+) -> None:
+    core = client.CoreV1Api(api_client)
+    ca, crt, key = serving_certificate(tmp_path, f"deny.{real_namespace}.svc")
+    core.create_namespaced_secret(
+        real_namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="deny-tls"),
+            type="kubernetes.io/tls",
+            data={"tls.crt": base64.b64encode(crt).decode(), "tls.key": base64.b64encode(key).decode()},
+        ),
+    )
+    pod = probe_pod("deny", probe_image, ["deny", "8443", "/tls"], labels={"app": "deny"})
+    assert pod.spec is not None
+    pod.spec.volumes = [client.V1Volume(name="tls", secret=client.V1SecretVolumeSource(secret_name="deny-tls"))]
+    pod.spec.containers[0].volume_mounts = [client.V1VolumeMount(name="tls", mount_path="/tls", read_only=True)]
+    core.create_namespaced_pod(real_namespace, pod)
+    core.create_namespaced_service(
+        real_namespace,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="deny"),
+            spec=client.V1ServiceSpec(
+                selector={"app": "deny"}, ports=[client.V1ServicePort(port=443, target_port=8443)]
+            ),
+        ),
+    )
+    admission = client.AdmissionregistrationV1Api(api_client)
+    name = f"probe-deny-{real_namespace}"
+    webhook = client.V1ValidatingWebhookConfiguration(
+        metadata=client.V1ObjectMeta(name=name),
+        webhooks=[
+            client.V1ValidatingWebhook(
+                name="deny.probe.testenv.dev",
+                admission_review_versions=["v1"],
+                side_effects="None",
+                failure_policy="Fail",
+                timeout_seconds=5,
+                client_config=client.AdmissionregistrationV1WebhookClientConfig(
+                    service=client.AdmissionregistrationV1ServiceReference(name="deny", namespace=real_namespace),
+                    ca_bundle=base64.b64encode(ca).decode(),
+                ),
+                # Only ConfigMaps of this test's namespace: nothing else in the cluster is affected.
+                namespace_selector=client.V1LabelSelector(match_labels={"kubernetes.io/metadata.name": real_namespace}),
+                rules=[
+                    client.V1RuleWithOperations(
+                        api_groups=[""], api_versions=["v1"], operations=["CREATE"], resources=["configmaps"]
+                    )
+                ],
+            )
+        ],
+    )
+    admission.create_validating_webhook_configuration(webhook)
+    try:
+        # The API server dials the Service's ClusterIP. Until it has seen the configuration, the pod serves and
+        # kube-proxy has programmed the Service, a ConfigMap is admitted or the call fails (failurePolicy
+        # Fail) with an error that is not the webhook's answer.
+        def denial() -> str | None:
+            cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(generate_name="probe-"))
+            try:
+                core.create_namespaced_config_map(real_namespace, cm)
+            except ApiException as e:
+                status = json.loads(e.body or "{}")
+                return str(status.get("message")) if "denied by the probe webhook" in str(e.body) else None
+            return None  # admitted: the API server has not seen the webhook configuration yet
+
+        message = wait_for(denial, 90, "the API server to call the webhook through its Service")
+        assert message == 'admission webhook "deny.probe.testenv.dev" denied the request: denied by the probe webhook'
+    finally:
+        admission.delete_validating_webhook_configuration(name)

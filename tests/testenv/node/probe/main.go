@@ -6,6 +6,8 @@
 //	                         pod's ServiceAccount token (in-cluster configuration, as client libraries do)
 //	probe serve PORT         answer HTTP GETs with "hello from HOSTNAME"
 //	probe get URL            print the body of an HTTP GET
+//	probe deny PORT DIR      an admission webhook on HTTPS (DIR/tls.crt, DIR/tls.key) that denies every
+//	                         request with the message "denied by the probe webhook"
 //
 // A failure is written to /dev/termination-log and exits 1, so the test reads the reason from the API.
 package main
@@ -83,6 +85,30 @@ func whoami() {
 	_ = os.WriteFile("/dev/termination-log", []byte(msg), 0o644)
 }
 
+// deny answers an AdmissionReview with allowed: false.
+func deny(w http.ResponseWriter, r *http.Request) {
+	var review struct {
+		APIVersion string `json:"apiVersion"`
+		Request    struct {
+			UID string `json:"uid"`
+		} `json:"request"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"apiVersion": review.APIVersion,
+		"kind":       "AdmissionReview",
+		"response": map[string]any{
+			"uid":     review.Request.UID,
+			"allowed": false,
+			"status":  map[string]any{"code": 403, "message": "denied by the probe webhook"},
+		},
+	})
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fail("usage: probe exit|whoami|serve|get ...")
@@ -126,6 +152,12 @@ func main() {
 		}
 		os.Stdout.Write(raw)
 		_ = os.WriteFile("/dev/termination-log", raw, 0o644)
+	case "deny":
+		if len(args) != 2 {
+			fail("usage: probe deny PORT DIR")
+		}
+		http.HandleFunc("/", deny)
+		fail("deny: %v", http.ListenAndServeTLS(":"+args[0], args[1]+"/tls.crt", args[1]+"/tls.key", nil))
 	default:
 		fail("unknown subcommand %q", os.Args[1])
 	}
