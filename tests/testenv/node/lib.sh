@@ -81,6 +81,7 @@ node_setup_network() {
       [ -e "/proc/sys/${s//.//}" ] && echo "$s=$(cat "/proc/sys/${s//.//}")"
     done >"$before/sysctls"
     for p in "${host_paths[@]}"; do [ -e "$p" ] && echo "$p"; done >"$before/paths"
+    ls /var/lib/cni/results >"$before/cni-results" 2>/dev/null || true
     node_chains >"$before/chains"
     ls /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods -d 2>/dev/null >"$before/cgroups" || true
     ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 >"$before/links"
@@ -348,9 +349,14 @@ node_restore_cgroups() {
 
 node_restore_paths() {
   local p
-  # Container log symlinks the kubelet made to our pod logs, and libcni's cache of our network.
+  # Container log symlinks the kubelet made to our pod logs, and libcni's cache of our network and of
+  # our pods' loopback (left when containerd died before it could run CNI DEL).
   find /var/log/containers -maxdepth 1 -type l -lname "$state/*" -delete 2>/dev/null || true
   rm -rf /var/lib/cni/results/"$cni_network"-* 2>/dev/null || true
+  for p in /var/lib/cni/results/cni-loopback-*; do
+    [ -e "$p" ] || continue
+    grep -qxF "${p##*/}" "$state/node/before/cni-results" 2>/dev/null || rm -f "$p"
+  done
   # Deepest first; a directory that was there before, or holds files that are not ours, stays.
   for p in $(printf '%s\n' "${host_paths[@]}" | awk '{print length, $0}' | sort -rn | cut -d' ' -f2-); do
     [ -d "$p" ] || continue
