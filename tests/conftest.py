@@ -6,6 +6,7 @@ Tests that use the cluster must carry `@pytest.mark.cluster`; collection fails w
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -25,8 +26,31 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTENV_DIR = Path(os.environ.get("TESTENV_DIR") or ROOT / ".testenv")
 # Fixtures that need the cluster; a test using any of them (directly or through another fixture) needs the marker.
 CLUSTER_FIXTURES = frozenset(
-    {"testenv", "kubeconfig", "api_client", "namespace", "kubectl", "helm", "as_service_account"}
+    {
+        "testenv",
+        "kubeconfig",
+        "api_client",
+        "namespace",
+        "kubectl",
+        "helm",
+        "as_service_account",
+        "real_node",
+        "real_namespace",
+        "probe_image",
+    }
 )
+# Which pods land where (docs/testing.md). With the real node up, kwok's nodes carry this NoSchedule taint;
+# the `namespace` fixture's annotations make the API server (PodNodeSelector, PodTolerationRestriction)
+# give every pod of the namespace a kwok node selector and the toleration, so ordinary tests stay on kwok.
+# `real_namespace` has neither: its pods go to the real node, as a user's manifest does.
+REAL_NODE_NAME = "taskjob-real-node"
+NODE_TAINT_KEY = "taskjob.dev/testenv-node"
+KWOK_NAMESPACE_ANNOTATIONS = {
+    "scheduler.alpha.kubernetes.io/node-selector": "type=kwok",
+    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
+        [{"key": NODE_TAINT_KEY, "operator": "Equal", "value": "kwok", "effect": "NoSchedule"}]
+    ),
+}
 T = TypeVar("T")
 
 
@@ -74,6 +98,15 @@ class Testenv:
         cmd = [self.tool(tool), *args]
         proc = subprocess.run(cmd, input=input, capture_output=True, text=True, env=self.env(), timeout=300)
         if check and proc.returncode != 0:
+            pytest.fail(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+        return proc.stdout
+
+    def run_script(self, script: str, *args: str) -> str:
+        """Return the stdout of tests/testenv/SCRIPT args... for this testenv; fail the test when it fails."""
+        env = dict(os.environ, TESTENV_DIR=str(TESTENV_DIR))
+        cmd = [str(ROOT / "tests" / "testenv" / script), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        if proc.returncode != 0:
             pytest.fail(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
         return proc.stdout
 
@@ -154,16 +187,16 @@ def wait_for_fixture() -> Callable[..., object]:
     return wait_for
 
 
-@pytest.fixture
-def namespace(api_client: ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace for one test, ready for pods (its default ServiceAccount exists); deleted after."""
+def make_namespace(api_client: ApiClient, request: pytest.FixtureRequest, annotations: dict[str, str]) -> str:
+    """Create a fresh namespace named after the test, ready for pods (its default ServiceAccount exists)."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     core = client.CoreV1Api(api_client)
     stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower()).strip("-")[:40].rstrip("-")
     name = f"{stem}-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"testenv": "test"})))
+    meta = client.V1ObjectMeta(name=name, labels={"testenv": "test"}, annotations=annotations or None)
+    core.create_namespace(client.V1Namespace(metadata=meta))
 
     def default_sa_exists() -> bool:
         try:
@@ -176,8 +209,67 @@ def namespace(api_client: ApiClient, request: pytest.FixtureRequest) -> Iterator
 
     # Pods are rejected until the ServiceAccount controller has created `default`.
     wait_for(default_sa_exists, 30, f"ServiceAccount default in namespace {name}")
+    return name
+
+
+@pytest.fixture
+def namespace(api_client: ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace whose pods run on kwok's fake nodes (scripted outcomes, scale); deleted after."""
+    from kubernetes import client
+
+    name = make_namespace(api_client, request, KWOK_NAMESPACE_ANNOTATIONS)
     yield name
-    core.delete_namespace(name)
+    client.CoreV1Api(api_client).delete_namespace(name)
+
+
+@dataclass(frozen=True)
+class RealNode:
+    """The testenv's real node (containerd + kubelet + kube-proxy, tests/testenv/node/lib.sh)."""
+
+    name: str
+    testenv: Testenv
+
+    def load_image(self, *images: str) -> None:
+        """Put images (names in the local Docker engine, or archive files) onto the node."""
+        self.testenv.run_script("load-image.sh", *images)
+
+
+@pytest.fixture(scope="session")
+def real_node(testenv: Testenv, api_client: ApiClient) -> RealNode:
+    """The real node, Ready; fails when the testenv runs without it (TESTENV_REAL_NODE=0)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        node = client.CoreV1Api(api_client).read_node(REAL_NODE_NAME)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        pytest.fail(
+            f"the testenv has no node {REAL_NODE_NAME}: it was started with TESTENV_REAL_NODE=0; "
+            "restart it with `make testenv-down testenv`, or deselect these tests with -m 'not realnode'"
+        )
+    ready = [c.status for c in (node.status.conditions if node.status else None) or [] if c.type == "Ready"]
+    assert ready == ["True"], f"node {REAL_NODE_NAME} is not Ready: {node.status}"
+    return RealNode(REAL_NODE_NAME, testenv)
+
+
+@pytest.fixture
+def real_namespace(api_client: ApiClient, real_node: RealNode, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh plain namespace (no node selector, no toleration): its pods run on the real node; deleted after."""
+    from kubernetes import client
+
+    name = make_namespace(api_client, request, {})
+    yield name
+    client.CoreV1Api(api_client).delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def probe_image(real_node: RealNode) -> str:
+    """The name of the test probe image (tests/testenv/node/probe), built and loaded onto the real node."""
+    archive = real_node.testenv.run_script("node/probe-image.sh").strip().splitlines()[-1]
+    real_node.load_image(archive)
+    return "localhost/taskjob-testenv/probe:1"
 
 
 @pytest.fixture

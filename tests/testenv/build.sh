@@ -2,6 +2,7 @@
 # Builds the test control plane's binaries from Go modules (no release downloads are reachable here).
 # Output: $TESTENV_BIN_DIR (default: a cache dir keyed by versions.env), printed on the last line.
 # Already-built binaries are kept; only missing ones are built.
+# TESTENV_BUILD_NODE=0: skip the real node's binaries (kubelet, kube-proxy, containerd, ctr, crictl).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -13,7 +14,10 @@ bin=${TESTENV_BIN_DIR:-$cache_root/bin-$key}
 mkdir -p "$bin"
 export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
 
+build_node=${TESTENV_BUILD_NODE:-1}
+
 need() { for b in "$@"; do [ -x "$bin/$b" ] || return 0; done; return 1; }
+missing() { for b in "$@"; do [ -x "$bin/$b" ] || echo "$b"; done; }
 log() { printf '[testenv build] %s\n' "$*" >&2; }
 
 work=$(mktemp -d)
@@ -21,8 +25,9 @@ trap 'rm -rf "$work"' EXIT
 
 # k8s.io/kubernetes replaces every staging module with a local path, so `go install ...@v` fails.
 # A throwaway module requires it and points each staging module at its published v0.Y.Z tag.
-build_kubernetes() {
-  local kv=$KUBERNETES_VERSION minor stage_v mod
+build_kubernetes() {  # binary names (cmd/NAME of k8s.io/kubernetes)
+  local kv=$KUBERNETES_VERSION minor stage_v mod pkgs=()
+  for b in "$@"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
   minor=$(echo "$kv" | cut -d. -f2)
   stage_v="v0.${kv#v1.}"
   mod="$work/k8s"; mkdir -p "$mod"; cd "$mod"
@@ -39,11 +44,22 @@ build_kubernetes() {
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$kv -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=$now -X $p.gitCommit=0000000000000000000000000000000000000000"
   done
-  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $kv (cold: tens of minutes)"
+  log "building $* $kv (cold: tens of minutes)"
   go get "k8s.io/kubernetes/cmd/kube-apiserver@$kv" >/dev/null 2>&1 || true
-  go build -trimpath -ldflags "-s -w $ld" -o "$bin/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  go build -trimpath -ldflags "-s -w $ld" -o "$bin/" "${pkgs[@]}"
+}
+
+# containerd 2.x: its daemon, the runc shim it starts for each pod, and ctr (image import). The btrfs,
+# devmapper and zfs snapshotters need cgo and are not used (overlayfs is).
+build_containerd() {
+  local mod="$work/containerd" m=github.com/containerd/containerd/v2
+  mkdir -p "$mod"; cd "$mod"
+  go mod init taskjob.dev/testenv-containerd >/dev/null 2>&1
+  go get "$m@$CONTAINERD_VERSION" >/dev/null
+  log "building containerd, containerd-shim-runc-v2, ctr $CONTAINERD_VERSION"
+  go build -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags "-s -w -X $m/version.Version=$CONTAINERD_VERSION" -o "$bin/" \
+    "$m/cmd/containerd" "$m/cmd/containerd-shim-runc-v2" "$m/cmd/ctr"
 }
 
 # A plain module whose dependencies resolve by MVS; replace directives inside etcd's own go.mod
@@ -57,7 +73,12 @@ build_module_main() {  # name module version package ldflags
   go build -trimpath -ldflags "-s -w $ld" -o "$bin/$name" "$pkg"
 }
 
-if need kube-apiserver kube-controller-manager kube-scheduler kubectl; then build_kubernetes; fi
+k8s_binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+[ "$build_node" = 1 ] && k8s_binaries+=(kubelet kube-proxy)
+if need "${k8s_binaries[@]}"; then
+  # shellcheck disable=SC2046  # names without spaces
+  build_kubernetes $(missing "${k8s_binaries[@]}")
+fi
 if need etcd; then
   build_module_main etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
 fi
@@ -68,6 +89,13 @@ fi
 if need helm; then
   build_module_main helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+fi
+if [ "$build_node" = 1 ]; then
+  if need containerd containerd-shim-runc-v2 ctr; then build_containerd; fi
+  if need crictl; then
+    build_module_main crictl sigs.k8s.io/cri-tools "$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools/cmd/crictl \
+      "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRI_TOOLS_VERSION"
+  fi
 fi
 log "binaries in $bin"
 echo "$bin"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops every process of the test control plane (by the pids up.sh recorded) and removes .testenv/.
+# Stops every process of the test control plane (by the pids up.sh recorded) and removes .testenv/. The real
+# node is stopped first and undoes its changes to the machine (node/lib.sh: node_stop, node_teardown_network).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Starts the test control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler and kwok (fake nodes, pod lifecycles). Builds missing binaries first (build.sh).
-# State (kubeconfig, pki, logs, pids, data, ports) lives in .testenv/; `down.sh` removes it.
-# Returns once /readyz is OK, every fake node is Ready and the default ServiceAccount exists.
-# Idempotent: when the testenv is already up and healthy, it does nothing.
+# Starts the test control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake
+# nodes, pod lifecycles) and, by default, a real node (containerd + kubelet + kube-proxy: node/lib.sh) that
+# runs real containers. Builds missing binaries first (build.sh); installs the node's Debian packages
+# (runc, CNI plugins, iptables, conntrack) when missing.
+# State (kubeconfig, pki, logs, pids, data, ports) lives in .testenv/; `down.sh` removes it and undoes
+# every change the real node made to the machine.
+# Returns once /readyz is OK, every node is Ready (the real node's Services work) and the default
+# ServiceAccount exists. Idempotent: when the testenv is already up and healthy, it does nothing.
 #
 # Env: TESTENV_BIN_DIR (use binaries there; build only what is missing), TESTENV_NODES (fake nodes, default 1),
+#      TESTENV_REAL_NODE (1: start the real node; 0: kwok only, a quicker start. Default 1 for .testenv/,
+#      0 for a private TESTENV_DIR, as only one real node fits on a machine),
 #      TESTENV_DEFAULT_RUN_DURATION (how long a pod "runs" without an annotation, default 1s),
 #      TESTENV_TIMEOUT (seconds to wait for each component, default 120), TESTENV_DIR (state dir),
 #      TESTENV_CONTROLLER_QPS (integer client QPS of kube-controller-manager and kube-scheduler, burst twice
@@ -32,54 +37,38 @@ if [ -n "${TESTENV_CONCURRENT_JOB_SYNCS:-}" ]; then
 fi
 kubeconfig=$state/kubeconfig
 pki=$state/pki
-
-kubectl_() { "$state/bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
+# The real node (node/lib.sh) is on by default for the project's testenv (.testenv/) and off for private
+# ones (TESTENV_DIR: the reliability suite's, the benchmarks'): only one real node fits on a machine.
+if [ -z "${TESTENV_REAL_NODE:-}" ]; then
+  if [ "$state" = "$testenv_root/.testenv" ]; then TESTENV_REAL_NODE=1; else TESTENV_REAL_NODE=0; fi
+fi
+case $TESTENV_REAL_NODE in 0 | 1) ;; *) log "TESTENV_REAL_NODE must be 0 or 1, not '$TESTENV_REAL_NODE'"; exit 2 ;; esac
+real_node=$TESTENV_REAL_NODE
+# With the real node, the API server serves on the node's address: pods reach it there through the
+# `kubernetes` Service (whose Endpoints need a non-loopback address). Without it, on loopback only.
+api_host=127.0.0.1
+[ "$real_node" = 1 ] && api_host=$node_ip
+# Go clients proxy every non-loopback address when HTTPS_PROXY is set; ours must stay on this machine.
+if [ "$real_node" = 1 ] && [ -n "${HTTPS_PROXY:-}${https_proxy:-}${HTTP_PROXY:-}${http_proxy:-}" ]; then
+  no_proxy_before=${NO_PROXY:-${no_proxy:-}}
+  export NO_PROXY="${no_proxy_before:+$no_proxy_before,}$node_ip,$service_cidr,$pod_cidr"
+  export no_proxy="$NO_PROXY"
+fi
 
 is_up() {
   local name
   for name in "${components[@]}"; do live_pid "$name" >/dev/null || return 1; done
+  if node_enabled; then
+    for name in "${node_components[@]}"; do live_pid "$name" >/dev/null || return 1; done
+  fi
   kubectl_ get --raw /readyz >/dev/null 2>&1
-}
-
-# Polls until the command succeeds; fails early when the component it waits on has exited.
-wait_until() {  # component what command...
-  local component=$1 what=$2 deadline=$((SECONDS + timeout))
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    if ! live_pid "$component" >/dev/null; then
-      log "$component exited while waiting for $what"
-      return 1
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      log "timed out after ${timeout}s waiting for $what"
-      return 1
-    fi
-    sleep 0.2
-  done
-}
-
-start() {  # name command...
-  local name=$1
-  shift
-  # setsid: a Ctrl-C in the terminal (or in the pytest run that called us) must not stop the cluster.
-  # 9<&-: the daemons must not inherit the lock, or they would hold it for their whole life.
-  setsid "$@" >"$state/logs/$name.log" 2>&1 </dev/null 9<&- &
-  local pid=$! i
-  echo "$pid" >"$state/pids/$name.pid"
-  # Until the child has exec'd, /proc/PID/cmdline is this script's and live_pid takes the component for
-  # gone: on a loaded machine a health check failing fast then reported "exited" (R5's testenv in CI).
-  for i in $(seq 1 200); do
-    [ -r "/proc/$pid/cmdline" ] || break
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$state" && break
-    sleep 0.05
-  done
 }
 
 on_failure() {
   local keep name
   keep=$(mktemp -d "${TMPDIR:-/tmp}/taskjob-testenv-failed.XXXXXX")
   cp -r "$state/logs" "$keep/" 2>/dev/null || true
-  for name in "${components[@]}"; do
+  for name in "${node_components[@]}" "${components[@]}"; do
     [ -s "$state/logs/$name.log" ] || continue
     log "---- last lines of $name.log ----"
     tail -n 15 "$state/logs/$name.log" >&2
@@ -103,7 +92,8 @@ try:
 except (OSError, ValueError, IndexError):
     high = 32768
 high = max(high, low + 1000)
-names = ["ETCD_PORT", "ETCD_PEER_PORT", "APISERVER_PORT", "KCM_PORT", "SCHEDULER_PORT", "KWOK_PORT"]
+names = ["ETCD_PORT", "ETCD_PEER_PORT", "APISERVER_PORT", "KCM_PORT", "SCHEDULER_PORT", "KWOK_PORT",
+         "KUBELET_PORT", "KUBELET_HEALTHZ_PORT", "KUBE_PROXY_HEALTHZ_PORT", "KUBE_PROXY_METRICS_PORT"]
 chosen: list = []
 while len(chosen) < len(names):
     port = random.randrange(low, high)
@@ -133,7 +123,7 @@ make_pki() {
   issue apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
 keyUsage=digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+subjectAltName=IP:127.0.0.1,IP:$node_ip,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   # system:masters: the admin identity of the tests (and of the controllers: this is a test cluster).
   issue admin "/O=system:masters/CN=testenv-admin" "basicConstraints=CA:FALSE
 keyUsage=digitalSignature,keyEncipherment
@@ -146,6 +136,7 @@ extendedKeyUsage=clientAuth"
   # Service-account token signing key pair: TokenRequest (apiserver) and legacy token controller (KCM).
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  if [ "$real_node" = 1 ]; then node_pki; fi
 }
 
 write_kubeconfig() {
@@ -156,7 +147,7 @@ kind: Config
 clusters:
 - name: testenv
   cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
+    server: https://$api_host:$APISERVER_PORT
     certificate-authority-data: $(b64 "$pki/ca.crt")
 users:
 - name: testenv-admin
@@ -190,6 +181,16 @@ metadata:
     kubernetes.io/os: linux
     kubernetes.io/arch: amd64
 EOF
+    # With the real node up, only pods that tolerate this land on kwok's nodes: the `namespace` fixture
+    # of tests/conftest.py adds the toleration (and a node selector) to its namespaces; a user's
+    # manifest in a plain namespace runs on the real node, as on kind.
+    if [ "$real_node" = 1 ]; then
+      cat <<EOF
+spec:
+  taints:
+  - {key: $node_label, value: kwok, effect: NoSchedule}
+EOF
+    fi
   done
 }
 
@@ -204,11 +205,17 @@ if [ -d "$state" ]; then
   rm -rf "$state"
 fi
 
-bin=$("$testenv_here/build.sh" | tail -n 1)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+if [ "$real_node" = 1 ]; then
+  node_check_free
+  node_install_deps
+  binaries+=(kubelet kube-proxy containerd containerd-shim-runc-v2 ctr crictl)
+fi
+bin=$(TESTENV_BUILD_NODE=$real_node "$testenv_here/build.sh" | tail -n 1)
 mkdir -p "$state"/{bin,pki,logs,pids,data,kwok,kwok-home}
 started=false
 trap '[ "$started" = true ] || on_failure' EXIT
-for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm; do
+for b in "${binaries[@]}"; do
   ln -s "$bin/$b" "$state/bin/$b"
 done
 pick_ports >"$state/ports.env"
@@ -217,7 +224,18 @@ source "$state/ports.env"
 make_pki
 write_kubeconfig
 sed "s/__DEFAULT_RUN_DURATION__/$default_duration/g" "$testenv_here/kwok/stages.yaml" >"$state/kwok/stages.yaml"
-log "starting on 127.0.0.1 (apiserver :$APISERVER_PORT, etcd :$ETCD_PORT); binaries from $bin"
+apiserver_flags=(--endpoint-reconciler-type=none)
+if [ "$real_node" = 1 ]; then
+  mkdir -p "$state/node"
+  touch "$state/node/enabled"
+  node_setup_network
+  # The `kubernetes` Endpoints get the node address (the default reconciler), and the API server calls
+  # the kubelet (logs, exec) with a client certificate the kubelet's x509 authenticator accepts.
+  # The node's Hostname address (its name) resolves nowhere: dial its InternalIP.
+  apiserver_flags=(--kubelet-client-certificate="$pki/apiserver-kubelet-client.crt"
+    --kubelet-client-key="$pki/apiserver-kubelet-client.key" --kubelet-preferred-address-types=InternalIP,Hostname)
+fi
+log "starting on $api_host (apiserver :$APISERVER_PORT, etcd 127.0.0.1:$ETCD_PORT); binaries from $bin"
 
 start etcd "$bin/etcd" --name testenv --data-dir "$state/data/etcd" \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -227,10 +245,12 @@ start etcd "$bin/etcd" --name testenv --data-dir "$state/data/etcd" \
   --unsafe-no-fsync --quota-backend-bytes=$((4 * 1024 * 1024 * 1024)) --log-level=warn
 wait_until etcd "etcd health" curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
-# --endpoint-reconciler-type=none: Endpoints reject loopback addresses, and nothing here dials the kubernetes Service.
+# Without the real node: --endpoint-reconciler-type=none, as Endpoints reject loopback addresses and nothing
+# dials the kubernetes Service. PodNodeSelector and PodTolerationRestriction read the namespace annotations
+# that keep ordinary tests' pods on kwok's nodes (tests/conftest.py).
 start kube-apiserver "$bin/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+  --bind-address="$api_host" --advertise-address="$api_host" --secure-port="$APISERVER_PORT" \
   --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
   --client-ca-file="$pki/ca.crt" \
   --authorization-mode=Node,RBAC \
@@ -241,8 +261,8 @@ start kube-apiserver "$bin/kube-apiserver" \
   --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
   --requestheader-extra-headers-prefix=X-Remote-Extra- \
   --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
-  --endpoint-reconciler-type=none \
-  --allow-privileged=true --profiling=false
+  --enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction \
+  "${apiserver_flags[@]}" --allow-privileged=true --profiling=false
 wait_until kube-apiserver "kube-apiserver /readyz" kubectl_ get --raw /readyz
 
 kc=(--kubeconfig="$kubeconfig" --authentication-kubeconfig="$kubeconfig" --authorization-kubeconfig="$kubeconfig")
@@ -268,6 +288,10 @@ wait_until kwok "kwok /healthz" curl -fsS "http://127.0.0.1:$KWOK_PORT/healthz"
 node_manifest | kubectl_ apply -f - >/dev/null
 wait_until kwok "$nodes fake node(s) Ready" kubectl_ wait --for=condition=Ready node -l type=kwok --timeout=5s
 wait_until kube-controller-manager "the default ServiceAccount" kubectl_ -n default get serviceaccount default
+if [ "$real_node" = 1 ]; then
+  node_start
+  log "real node $node_name Ready at $node_ip (containerd socket $containerd_sock)"
+fi
 started=true
 
 log "up: kubeconfig $kubeconfig"

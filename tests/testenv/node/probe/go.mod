@@ -1,0 +1,3 @@
+module taskjob.dev/testenv-probe
+
+go 1.22
