@@ -7,6 +7,7 @@ its Service; outside one (the testenv) through a URL on the host.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import tempfile
@@ -66,9 +67,36 @@ class ServiceWebhookServer(kopf.WebhookServer):
 
     async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
         async for config in super().__call__(fn):
-            url = config.pop("url", None) or ""
-            config["service"] = {**self.service, "path": urllib.parse.urlparse(url).path or "/"}  # type: ignore
-            yield config
+            yield service_client_config(config, self.service)
+
+
+def service_client_config(config: kopf.WebhookClientConfig, service: dict[str, Any]) -> kopf.WebhookClientConfig:
+    """Return kopf's URL client config as a Service reference, with the URL's root path (no trailing slash).
+
+    kopf appends `/<handler id>` to the path: a root path of "/" gave "//validate", which the API server
+    rejects in a Service reference (seen when the chart first ran the operator as a pod).
+    """
+    config = dict(config)  # type: ignore[assignment]
+    url = config.pop("url", None) or ""
+    config["service"] = {**service, "path": urllib.parse.urlparse(url).path.rstrip("/")}  # type: ignore[typeddict-item]
+    return config
+
+
+def skip_mutating_configuration() -> None:
+    """Keep kopf from creating a MutatingWebhookConfiguration that taskjob never uses.
+
+    kopf manages a mutating configuration beside the validating one under `settings.admission.managed`, and
+    creates it even when no mutating handler exists. Creating one needs cluster-wide `create` on
+    MutatingWebhookConfigurations (a way to rewrite any request in the cluster), which the chart rightly does
+    not grant: kopf then failed the operator pod at startup (403, then exit). taskjob has no mutating
+    handler, so its manager just idles. Remove this if kopf learns to skip configurations without handlers.
+    """
+    from kopf._core.engines import admission
+
+    async def idle(**_: Any) -> None:
+        await asyncio.Event().wait()
+
+    admission.mutating_configuration_manager = idle
 
 
 def configure_webhook(settings: kopf.OperatorSettings, options: OperatorOptions) -> None:
@@ -95,3 +123,4 @@ def configure_webhook(settings: kopf.OperatorSettings, options: OperatorOptions)
     else:
         settings.admission.server = kopf.WebhookServer(**common)
     settings.admission.managed = options.webhook_config_name
+    skip_mutating_configuration()
