@@ -36,6 +36,10 @@ async def serve(options: OperatorOptions, stop_flag: asyncio.Event | None = None
         from prometheus_client import start_http_server
 
         start_http_server(options.metrics_port, addr=options.health_host)
+    if options.webhook_port:
+        from .webhook import skip_mutating_configuration
+
+        skip_mutating_configuration()
     liveness = f"http://{options.health_host}:{options.health_port}/healthz" if options.health_port else None
     await kopf.operator(
         registry=registry,

@@ -90,6 +90,8 @@ def skip_mutating_configuration() -> None:
     MutatingWebhookConfigurations (a way to rewrite any request in the cluster), which the chart rightly does
     not grant: kopf then failed the operator pod at startup (403, then exit). taskjob has no mutating
     handler, so its manager just idles. Remove this if kopf learns to skip configurations without handlers.
+    Call it before `kopf.operator()`: kopf creates the manager's coroutine when it spawns its tasks, before
+    any startup handler runs.
     """
     from kopf._core.engines import admission
 
@@ -123,4 +125,3 @@ def configure_webhook(settings: kopf.OperatorSettings, options: OperatorOptions)
     else:
         settings.admission.server = kopf.WebhookServer(**common)
     settings.admission.managed = options.webhook_config_name
-    skip_mutating_configuration()
