@@ -21,7 +21,7 @@ install: $(STAMP) ## Install taskjob and its test tools into .venv
 run: $(STAMP) ## Run the ETL example locally, no cluster (prints 110)
 	$(VENV)/bin/taskjob run examples/etl-pipeline.yaml
 
-test: $(STAMP) testenv ## Run every test: unit, then the operator on the real control plane
+test: $(STAMP) testenv images ## Run every test: unit, the operator on the real control plane, real containers on its real node
 	$(PY) -m pytest tests -q
 
 test-unit: $(STAMP) ## Run the tests that need no cluster
