@@ -195,7 +195,7 @@ def test_overview_counts_throughput_failures_and_rows(model: Model) -> None:
     [failure] = data["lastFailures"]
     assert failure["task"] == "right" and failure["exitCode"] == 3 and failure["reason"] == "Error"
     assert failure["nextRetryTime"] == ts(-30), "a scheduled retry is shown with its time"
-    assert failure["when"] == ts(60), "when: the failed Job's end"
+    assert failure["when"] == ts(90), "when: the attempt's container finished"
     [row] = data["taskjobs"]
     assert row["phase"] == "Running" and row["progress"] == "1/4" and row["running"] == 1
     assert row["age"] == 600 and row["duration"] == 300
@@ -305,3 +305,14 @@ def test_a_pod_that_never_starts_shows_its_waiting_reason() -> None:
 def test_manifest_is_yaml_without_status(model: Model) -> None:
     text = views.manifest(model, ("team-a", "diamond"))
     assert text is not None and "kind: TaskJob" in text and "dependsOn" in text and "status" not in text
+
+
+def test_a_failed_attempt_that_was_retried_stays_among_the_last_failures(model: Model) -> None:
+    model.apply("jobs", "ADDED", job("right", 2, done_ago=5))
+    model.apply("pods", "ADDED", pod("right", 2, exit_code=0))
+    retried = diamond()
+    retried["status"]["tasks"]["right"] = {"phase": "Succeeded", "attempts": 2, "finishTime": ts(5)}
+    model.apply("taskjobs", "MODIFIED", retried)
+    [failure] = views.overview(model, NOW)["lastFailures"]
+    assert (failure["task"], failure["attempt"], failure["phase"]) == ("right", 1, "Retried")
+    assert failure["exitCode"] == 3 and failure["nextRetryTime"] is None

@@ -165,13 +165,18 @@ class Model:
             if o_ns == ns and (o["metadata"].get("labels") or {}).get(LABEL_TASKJOB) == name
         ]
 
-    def job_index(self) -> dict[tuple[str, str, str, int], Obj]:
-        """Return every Job by (namespace, TaskJob, task, attempt)."""
-        index = {}
-        for (ns, _), job in self.jobs.items():
-            owner = (job["metadata"].get("labels") or {}).get(LABEL_TASKJOB)
+    def attempt_index(self, kind: str) -> dict[tuple[str, str, str, int], Obj]:
+        """Return every Job (or pod: the newest of an attempt) by (namespace, TaskJob, task, attempt)."""
+        index: dict[tuple[str, str, str, int], Obj] = {}
+        for (ns, _), obj in self._store(kind).items():
+            owner = (obj["metadata"].get("labels") or {}).get(LABEL_TASKJOB)
             if owner:
-                index[(ns, str(owner), *attempt_of(job))] = job
+                key = (ns, str(owner), *attempt_of(obj))
+                known = index.get(key)
+                if known is None or (known["metadata"].get("creationTimestamp") or "") < (
+                    obj["metadata"].get("creationTimestamp") or ""
+                ):
+                    index[key] = obj
         return index
 
     def events_about(self, namespace: str, names: set[tuple[str, str]]) -> list[Obj]:

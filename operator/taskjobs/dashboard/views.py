@@ -91,30 +91,63 @@ def taskjob_row(tj: Mapping[str, Any], now: datetime) -> Obj:
     }
 
 
-def _failure(tj: Mapping[str, Any], task: str, state: Mapping[str, Any], job: Mapping[str, Any] | None) -> Obj:
-    meta = tj.get("metadata") or {}
-    when = parse_time(state.get("finishTime")) or _job_finish(job)
-    return {
-        "namespace": meta.get("namespace"),
-        "taskjob": meta.get("name"),
-        "task": task,
-        "phase": state.get("phase"),
-        "attempts": state.get("attempts") or 0,
-        "exitCode": state.get("exitCode"),
-        "reason": state.get("reason") or "",
-        "message": state.get("message") or "",
-        "when": iso(when),
-        "nextRetryTime": state.get("nextRetryTime") if state.get("phase") == "Retrying" else None,
-    }
+def _failed(job: Mapping[str, Any]) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in conditions)
+
+
+def last_failures(model: Model, now: datetime, limit: int = LAST_FAILURES) -> list[Obj]:
+    """Return the newest failed attempts: each failed Job, and failed tasks whose Job is gone.
+
+    Each says whether a retry is scheduled (the task is Retrying after this very attempt) and when.
+    """
+    pods = model.attempt_index("pods")
+    failures: list[Obj] = []
+    covered: set[tuple[str, str, str, int]] = set()
+    for key, job in model.attempt_index("jobs").items():
+        if not _failed(job):
+            continue
+        ns, name, task, attempt = key
+        covered.add(key)
+        tj = model.taskjobs.get((ns, name))
+        state = ((_status(tj).get("tasks") or {}).get(task) or {}) if tj else {}
+        row = attempt_row(job, [pods[key]] if key in pods else [], now)
+        latest = (state.get("attempts") or 0) == attempt
+        failures.append(
+            {
+                "namespace": ns, "taskjob": name, "task": task, "attempt": attempt,
+                "phase": state.get("phase") if latest else "Retried",
+                "exitCode": row["exitCode"], "reason": row["reason"] or state.get("reason") or "",
+                "message": row["message"] or (state.get("message") if latest else "") or "",
+                "when": row["finish"],
+                "nextRetryTime": state.get("nextRetryTime") if latest and state.get("phase") == "Retrying" else None,
+            }
+        )
+    for (ns, name), tj in model.taskjobs.items():
+        for task, state in (_status(tj).get("tasks") or {}).items():
+            attempt = state.get("attempts") or 0
+            failed = state.get("phase") == "Failed" or (
+                state.get("phase") == "Retrying" and (state.get("exitCode") is not None or state.get("reason"))
+            )
+            if failed and (ns, name, task, attempt) not in covered:
+                failures.append(
+                    {
+                        "namespace": ns, "taskjob": name, "task": task, "attempt": attempt,
+                        "phase": state.get("phase"), "exitCode": state.get("exitCode"),
+                        "reason": state.get("reason") or "", "message": state.get("message") or "",
+                        "when": state.get("finishTime"),
+                        "nextRetryTime": state.get("nextRetryTime") if state.get("phase") == "Retrying" else None,
+                    }
+                )
+    failures.sort(key=lambda f: f["when"] or "", reverse=True)
+    return failures[:limit]
 
 
 def overview(model: Model, now: datetime) -> Obj:
     """Return the overview page's data."""
-    job_index = model.job_index()
     tj_phases: Counter[str] = Counter()
     task_phases: Counter[str] = Counter()
     finished_5 = finished_60 = failed_60 = 0
-    failures: list[Obj] = []
     rows = []
     for tj in model.taskjobs.values():
         row = taskjob_row(tj, now)
@@ -122,7 +155,7 @@ def overview(model: Model, now: datetime) -> Obj:
         tj_phases[row["phase"]] += 1
         tasks = _status(tj).get("tasks") or {}
         named = 0
-        for task, state in tasks.items():
+        for state in tasks.values():
             phase = state.get("phase") or "Waiting"
             task_phases[phase] += 1
             named += 1
@@ -134,13 +167,7 @@ def overview(model: Model, now: datetime) -> Obj:
                     failed_60 += phase == "Failed"
                     if age <= timedelta(minutes=5):
                         finished_5 += 1
-            retrying_after_failure = phase == "Retrying" and (state.get("exitCode") is not None or state.get("reason"))
-            if phase == "Failed" or retrying_after_failure:
-                ns, name = tj["metadata"].get("namespace"), tj["metadata"].get("name")
-                job = job_index.get((ns, name, task, state.get("attempts") or 0))
-                failures.append(_failure(tj, task, state, job))
         task_phases["Waiting"] += max(0, int(row["total"] or 0) - named)  # big TaskJobs omit waiting tasks
-    failures.sort(key=lambda f: f["when"] or "", reverse=True)
     rows.sort(key=lambda r: (r["created"] or "", r["namespace"] or "", r["name"] or ""), reverse=True)
     return {
         "now": iso(now),
@@ -150,7 +177,7 @@ def overview(model: Model, now: datetime) -> Obj:
         "failureRate": (failed_60 / finished_60) if finished_60 else None,
         "finishedLast60": finished_60,
         "failedLast60": failed_60,
-        "lastFailures": failures[:LAST_FAILURES],
+        "lastFailures": last_failures(model, now),
         "namespaces": sorted({r["namespace"] for r in rows if r["namespace"]}),
         "taskjobs": rows,
     }
@@ -351,7 +378,8 @@ def attempt_row(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]
     elif waiting or (pod and (pod.get("status") or {}).get("phase") == "Pending"):
         outcome = "Pending"
     reason = terminated.get("reason") or waiting.get("reason") or failed_condition.get("reason") or ""
-    message = waiting.get("message") or failed_condition.get("message") or ""
+    failed_message = terminated.get("message") if outcome == "Failed" else None  # a failure's last words
+    message = waiting.get("message") or failed_message or failed_condition.get("message") or ""
     task, attempt = attempt_of(job or pod or {})
     return {
         "attempt": attempt,

@@ -130,11 +130,11 @@ function renderCards(d) {
 function renderFailures(failures) {
   if (!failures.length) { el("failures").innerHTML = '<div class="empty">No failed attempts.</div>'; return; }
   el("failures").innerHTML = `<table><thead><tr><th>Task</th><th>Reason</th><th class="num">Exit code</th>
-    <th class="num">Attempts</th><th>When</th><th>Next</th><th>Message</th></tr></thead><tbody>` +
+    <th class="num">Attempt</th><th>When</th><th>Next</th><th>Message</th></tr></thead><tbody>` +
     failures.map((f) => `<tr><td><a href="${tjHref(f.namespace, f.taskjob)}?task=${encodeURIComponent(f.task)}">${esc(f.taskjob)} / ${esc(f.task)}</a>
       <span class="sub">${esc(f.namespace)}</span></td><td>${esc(f.reason || "–")}</td>
-      <td class="num">${f.exitCode ?? "–"}</td><td class="num">${f.attempts}</td><td>${ago(f.when)}</td>
-      <td>${f.phase === "Retrying" ? countdown(f.nextRetryTime) : badge(f.phase)}</td>
+      <td class="num">${f.exitCode ?? "–"}</td><td class="num">${f.attempt}</td><td>${ago(f.when)}</td>
+      <td>${f.phase === "Retrying" ? countdown(f.nextRetryTime) : f.phase === "Retried" ? "retried" : f.phase === "Failed" ? "failed for good" : esc(f.phase || "")}</td>
       <td class="msg" title="${esc(f.message)}">${esc(f.message)}</td></tr>`).join("") + "</tbody></table>";
 }
 
@@ -295,7 +295,7 @@ function renderTab(tab, d) {
 
 function renderTaskList(tasks) {
   const shown = tasks.slice(0, 2000);
-  el("tasklist").innerHTML = `<table><thead><tr><th>Task</th><th>Phase</th><th class="num">Attempts</th><th class="num">Exit code</th>
+  el("tasklist").innerHTML = `<table><thead><tr><th>Task</th><th>Phase</th><th class="num">Attempt</th><th class="num">Exit code</th>
     <th>Reason</th><th>Started</th><th>Finished</th></tr></thead><tbody>` + shown.map((t) => `<tr>
     <td><button class="link" data-task="${esc(t.name)}">${esc(t.name)}</button></td><td>${badge(t.phase)} ${t.phase === "Retrying" ? countdown(t.nextRetryTime) : ""}</td>
     <td class="num">${t.attempts}</td><td class="num">${t.exitCode ?? "–"}</td><td>${esc(t.reason)}</td>
