@@ -373,8 +373,10 @@ def attempt_row(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]
     )
     exit_code = terminated.get("exitCode")
     outcome = "Running"
-    if finish is not None or terminated:
+    if terminated:
         outcome = "Succeeded" if exit_code == 0 and not failed_condition else "Failed"
+    elif finish is not None:  # no pod seen (or it is gone): the Job says how it ended
+        outcome = "Failed" if failed_condition else "Succeeded"
     elif waiting or (pod and (pod.get("status") or {}).get("phase") == "Pending"):
         outcome = "Pending"
     reason = terminated.get("reason") or waiting.get("reason") or failed_condition.get("reason") or ""

@@ -129,6 +129,7 @@ function renderCards(d) {
 
 function renderFailures(failures) {
   if (!failures.length) { el("failures").innerHTML = '<div class="empty">No failed attempts.</div>'; return; }
+  failures = failures.slice(0, 8); // the newest; the TaskJob pages have the rest
   el("failures").innerHTML = `<table><thead><tr><th>Task</th><th>Reason</th><th class="num">Exit code</th>
     <th class="num">Attempt</th><th>When</th><th>Next</th><th>Message</th></tr></thead><tbody>` +
     failures.map((f) => `<tr><td><a href="${tjHref(f.namespace, f.taskjob)}?task=${encodeURIComponent(f.task)}">${esc(f.taskjob)} / ${esc(f.task)}</a>
@@ -169,11 +170,11 @@ let graphView = null;
 class GraphView {
   constructor(container, onSelect) {
     this.cy = cytoscape({
-      container, minZoom: 0.05, maxZoom: 2.5, wheelSensitivity: 0.3, boxSelectionEnabled: false,
+      container, minZoom: 0.05, maxZoom: 2.5, boxSelectionEnabled: false,
       style: [
         {selector: "node", style: {
           "shape": "round-rectangle", "label": "data(text)", "text-valign": "center", "text-halign": "center",
-          "text-wrap": "wrap", "font-size": 12, "width": "label", "height": "label", "padding": "10px",
+          "text-wrap": "wrap", "font-size": 12, "width": "data(w)", "height": "data(h)",
           "background-color": "data(fill)", "border-color": "data(border)", "border-width": 2, "color": "#1d2330"}},
         {selector: "node.group", style: {"border-style": "double", "border-width": 4, "font-weight": "bold"}},
         {selector: "node.running", style: {"border-width": 4}},
@@ -206,6 +207,7 @@ class GraphView {
       cy.add(graph.edges.map((e) => ({group: "edges", data: {id: e.source + ">" + e.target, source: e.source, target: e.target}})));
       this.apply();
       cy.layout({name: "dagre", rankDir: "LR", nodeSep: 18, rankSep: 60, fit: true, padding: 24, animate: false}).run();
+      if (cy.zoom() > 1.3) { cy.zoom(1.3); cy.center(); } // a small DAG stays at reading size
       this.shape = shape;
     } else {
       this.apply();
@@ -215,7 +217,9 @@ class GraphView {
     this.cy.batch(() => {
       for (const n of this.nodes) {
         const node = this.cy.getElementById(n.id);
-        node.data({...n, text: this.label(n), fill: fill(n.phase), border: border(n.phase)});
+        const text = this.label(n), lines = text.split("\n");
+        const w = 24 + 7.2 * Math.max(...lines.map((l) => l.length)), h = 18 + 15 * lines.length;
+        node.data({...n, text, w, h, fill: fill(n.phase), border: border(n.phase)});
         node.toggleClass("group", !!n.group);
         node.toggleClass("running", n.phase === "Running");
         node.data("phaseClass", n.phase);
@@ -227,7 +231,9 @@ class GraphView {
     this.blink = !this.blink;
     this.cy.batch(() => {
       this.cy.nodes(".running").toggleClass("blink", this.blink);
-      for (const n of this.nodes) if (n.phase === "Retrying") this.cy.getElementById(n.id).data("text", this.label(n));
+      for (const n of this.nodes) {
+        if (n.phase === "Retrying") this.cy.getElementById(n.id).data("text", this.label(n));
+      }
     });
   }
   select(id) { this.cy.$(":selected").unselect(); this.cy.getElementById(id).select(); }
@@ -394,6 +400,7 @@ function openTask(ns, name, task) {
       (d.attempts.length ? d.attempts.slice().reverse().map(attemptBox).join("") : '<div class="empty">No attempt yet.</div>');
     el("pevents").innerHTML = eventsTable(d.events);
     const latest = d.attempts[d.attempts.length - 1];
+    if (!latest || !latest.pod) { el("log").textContent = "(no pod yet)"; el("logwhich").textContent = ""; }
     if (latest && latest.pod && (latest.pod !== logPod?.pod || (logPod.running && !latest.running))) {
       logPod = latest;
       followLog(ns, latest);
