@@ -120,7 +120,8 @@ def test_every_script_and_style_the_page_names_is_served_from_the_package() -> N
         html = await (await client.get("/")).text()
         import re
 
-        assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+        script = await (await client.get("/static/app.js")).text()
+        assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html) + re.findall(r'"(/static/vendor/[^"]+)"', script)
         assert len(assets) == 4
         for path in assets:
             resp = await client.get(path)

@@ -239,7 +239,19 @@ class GraphView {
   select(id) { this.cy.$(":selected").unselect(); this.cy.getElementById(id).select(); }
 }
 
-function taskjobPage(ns, name) {
+// The graph libraries (450 KB) load only on the pages that draw a graph.
+const GRAPH_SCRIPTS = ["/static/vendor/cytoscape.min.js", "/static/vendor/cytoscape-dagre.min.js"];
+function loadScripts(urls) {
+  return urls.reduce((ready, url) => ready.then(() => new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = url;
+    script.onload = resolve;
+    script.onerror = () => reject(new Error("cannot load " + url));
+    document.head.appendChild(script);
+  })), Promise.resolve());
+}
+
+async function taskjobPage(ns, name) {
   el("crumbs").innerHTML = `<a href="/">TaskJobs</a> / ${esc(ns)} / <b>${esc(name)}</b>`;
   document.title = `${name} · taskjob`;
   el("main").innerHTML = `
@@ -272,6 +284,7 @@ function taskjobPage(ns, name) {
   };
   let current = "graph";
   el("tabs").addEventListener("click", (e) => { if (e.target.dataset.tab) { current = e.target.dataset.tab; showTab(current); } });
+  await loadScripts(GRAPH_SCRIPTS);
   graphView = new GraphView(el("graph"), (node) => {
     if (node.group) showGroup(node, data); else openTask(ns, name, node.task);
   });
