@@ -316,3 +316,14 @@ def test_a_failed_attempt_that_was_retried_stays_among_the_last_failures(model: 
     [failure] = views.overview(model, NOW)["lastFailures"]
     assert (failure["task"], failure["attempt"], failure["phase"]) == ("right", 1, "Retried")
     assert failure["exitCode"] == 3 and failure["nextRetryTime"] is None
+
+
+def test_an_event_about_a_pod_not_seen_yet_is_kept_for_its_taskjob(model: Model) -> None:
+    model.take_touched()
+    assert model.apply("events", "ADDED", event("Pod", "diamond-sink-1-xyz12", "Scheduled", "assigned"))
+    assert model.take_touched() == {("team-a", "diamond")}
+    model.apply(
+        "pods", "ADDED", pod("sink", 1) | {"metadata": {**pod("sink", 1)["metadata"], "name": "diamond-sink-1-xyz12"}}
+    )
+    data = views.task_view(model, ("team-a", "diamond"), "sink", NOW)
+    assert data is not None and [e["reason"] for e in data["events"]] == ["Scheduled"]

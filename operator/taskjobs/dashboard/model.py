@@ -147,9 +147,15 @@ class Model:
         ns, name, kind = str(involved.get("namespace") or ""), str(involved.get("name") or ""), involved.get("kind")
         if kind == KIND:
             return ns, name
-        store = self.jobs if kind == "Job" else self.pods if kind == "Pod" else None
-        obj = store.get((ns, name)) if store is not None else None
-        return owner_of("jobs", obj) if obj is not None else None
+        if kind not in ("Job", "Pod"):
+            return None
+        obj = (self.jobs if kind == "Job" else self.pods).get((ns, name))
+        if obj is not None:
+            return owner_of("jobs", obj)
+        # The Job or pod may not be here yet (its watch runs apart from the Events'): its name starts with
+        # its TaskJob's (Job `<taskjob>-<task>-<attempt>`, pod `<job>-<suffix>`).
+        owners = [tj for (tj_ns, tj) in self.taskjobs if tj_ns == ns and name.startswith(tj + "-")]
+        return (ns, max(owners, key=len)) if owners else None
 
     def _relevant_event(self, event: Mapping[str, Any]) -> bool:
         return self._event_owner(event) is not None
