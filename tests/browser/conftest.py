@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
-from operator_harness import CRD, ROOT, OperatorProcess, free_port, poll  # noqa: E402
+from operator_harness import CRD, ROOT, OperatorProcess, TaskJobs, free_port, poll  # noqa: E402
 
 SCREENSHOTS = Path(os.environ.get("TASKJOB_SCREENSHOTS") or ROOT / ".testenv" / "screenshots")
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
@@ -98,6 +98,11 @@ def operator(kubeconfig: str, namespace: str, taskjob_crd: None, tmp_path: Path)
         op.stop()
     logs = op.logs()
     assert "Traceback" not in logs, f"operator logged a traceback:\n{logs[-5000:]}"
+
+
+@pytest.fixture
+def taskjobs(api_client: Any, namespace: str) -> TaskJobs:
+    return TaskJobs(api_client, namespace)
 
 
 class DashboardProcess:

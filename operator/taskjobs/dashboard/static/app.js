@@ -202,12 +202,13 @@ class GraphView {
     const shape = graph.nodes.map((n) => n.id).join("|") + "#" + graph.edges.map((e) => e.source + ">" + e.target).join("|");
     const cy = this.cy;
     if (shape !== this.shape) {
+      cy.container().style.height = graph.nodes.length <= 12 ? "380px" : "560px"; // no sea of white around a small DAG
       cy.elements().remove();
       cy.add(graph.nodes.map((n) => ({group: "nodes", data: {id: n.id}})));
       cy.add(graph.edges.map((e) => ({group: "edges", data: {id: e.source + ">" + e.target, source: e.source, target: e.target}})));
       this.apply();
-      cy.layout({name: "dagre", rankDir: "LR", nodeSep: 18, rankSep: 60, fit: true, padding: 24, animate: false}).run();
-      if (cy.zoom() > 1.3) { cy.zoom(1.3); cy.center(); } // a small DAG stays at reading size
+      cy.layout({name: "dagre", rankDir: "LR", nodeSep: 18, rankSep: 60, fit: false, animate: false}).run();
+      this.refit();
       this.shape = shape;
     } else {
       this.apply();
@@ -231,10 +232,16 @@ class GraphView {
     this.blink = !this.blink;
     this.cy.batch(() => {
       this.cy.nodes(".running").toggleClass("blink", this.blink);
+      this.cy.nodes(".blink").not(".running").removeClass("blink");
       for (const n of this.nodes) {
         if (n.phase === "Retrying") this.cy.getElementById(n.id).data("text", this.label(n));
       }
     });
+  }
+  refit() {
+    this.cy.resize();
+    this.cy.fit(undefined, 24);
+    if (this.cy.zoom() > 1.3) { this.cy.zoom(1.3); this.cy.center(); } // a small DAG stays at reading size
   }
   select(id) { this.cy.$(":selected").unselect(); this.cy.getElementById(id).select(); }
 }
@@ -277,7 +284,7 @@ async function taskjobPage(ns, name) {
   const showTab = (tab) => {
     for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === tab);
     for (const p of document.querySelectorAll("[data-pane]")) p.hidden = p.dataset.pane !== tab;
-    if (tab === "graph" && graphView) { graphView.cy.resize(); }
+    if (tab === "graph" && graphView) graphView.refit();
     if (tab === "manifest") fetch(`/api/manifest/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`)
       .then((r) => r.text()).then((t) => { el("manifest").textContent = t; });
     if (data) renderTab(tab, data);
@@ -350,6 +357,12 @@ function eventsTable(events) {
     "</tbody></table>";
 }
 
+function eventsList(events) {
+  if (!events.length) return '<div class="empty">No events.</div>';
+  return events.slice().reverse().map((e) => `<div class="event"><span class="sub">${ago(e.time)} · ${esc(e.object)}</span><br>
+    <b class="${e.type === "Warning" ? "warn" : ""}">${esc(e.reason)}</b> ${esc(e.message)}${e.count > 1 ? ` <span class="sub">×${e.count}</span>` : ""}</div>`).join("");
+}
+
 document.addEventListener("click", (e) => {
   const task = e.target.closest && e.target.closest("[data-task]");
   if (task && e.target.tagName === "BUTTON") {
@@ -386,7 +399,7 @@ function closePanel() {
   el("panel").hidden = true;
   el("layout").classList.add("nopanel");
   history.replaceState(null, "", location.pathname);
-  if (graphView) graphView.cy.resize();
+  if (graphView) graphView.refit();
 }
 
 function openTask(ns, name, task) {
@@ -396,7 +409,7 @@ function openTask(ns, name, task) {
   el("layout").classList.remove("nopanel");
   panel.hidden = false;
   history.replaceState(null, "", location.pathname + "?task=" + encodeURIComponent(task));
-  if (graphView) { graphView.cy.resize(); graphView.select("task:" + task); }
+  if (graphView) { graphView.refit(); graphView.select("task:" + task); }
   panel.innerHTML = `<h2 id="ptitle">${esc(task)}<button class="close" id="close">×</button></h2>
     <div id="pbody"><div class="empty">loading…</div></div>
     <h4>Log <span id="logwhich" class="sub"></span></h4><div class="loginfo" id="loginfo"></div><pre id="log"></pre>
@@ -411,7 +424,7 @@ function openTask(ns, name, task) {
     el("pbody").innerHTML = (t.message ? `<div class="loginfo" style="margin-top:10px">${esc(t.reason)}: ${esc(t.message)}</div>` : "") +
       `<h4>Attempts (${d.attempts.length})</h4>` +
       (d.attempts.length ? d.attempts.slice().reverse().map(attemptBox).join("") : '<div class="empty">No attempt yet.</div>');
-    el("pevents").innerHTML = eventsTable(d.events);
+    el("pevents").innerHTML = eventsList(d.events);
     const latest = d.attempts[d.attempts.length - 1];
     if (!latest || !latest.pod) { el("log").textContent = "(no pod yet)"; el("logwhich").textContent = ""; }
     if (latest && latest.pod && (latest.pod !== logPod?.pod || (logPod.running && !latest.running))) {
@@ -435,6 +448,7 @@ function followLog(ns, attempt) {
   if (logStream) logStream.close();
   const box = el("log");
   box.textContent = "";
+  box.hidden = false;
   el("logwhich").textContent = `attempt ${attempt.attempt} · pod ${attempt.pod}`;
   el("loginfo").textContent = attempt.running ? "streaming while the task runs" : "the last lines";
   const params = new URLSearchParams({follow: attempt.running ? "1" : "0"});
@@ -449,6 +463,7 @@ function followLog(ns, attempt) {
   logStream.addEventListener("end", (e) => {
     el("loginfo").textContent = JSON.parse(e.data) + (lines ? ` · ${lines} lines` : "");
     if (!lines) box.textContent = "(no output)";
+    box.hidden = !lines && JSON.parse(e.data).startsWith("(no log");
     logStream.close();
   });
 }
