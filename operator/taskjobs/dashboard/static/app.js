@@ -190,7 +190,7 @@ class GraphView {
     this.blink = false;
   }
   label(n) {
-    if (n.group) return `${n.count} × ${n.phase}\nlayer ${n.layer}`;
+    if (n.group) return `${n.count.toLocaleString("en")}\n${n.phase}`; // the layer is its column
     let text = n.label;
     if (n.attempts > 1 || n.phase === "Retrying") text += `\nattempt ${n.attempts}`;
     if (n.phase === "Retrying" && n.nextRetryTime) text += "\n" + countdownText(n.nextRetryTime);
@@ -207,7 +207,8 @@ class GraphView {
       cy.add(graph.nodes.map((n) => ({group: "nodes", data: {id: n.id}})));
       cy.add(graph.edges.map((e) => ({group: "edges", data: {id: e.source + ">" + e.target, source: e.source, target: e.target}})));
       this.apply();
-      cy.layout({name: "dagre", rankDir: "LR", nodeSep: 18, rankSep: 60, fit: false, animate: false}).run();
+      const grouped = graph.grouped;
+      cy.layout({name: "dagre", rankDir: "LR", nodeSep: grouped ? 10 : 18, rankSep: grouped ? 36 : 60, fit: false, animate: false}).run();
       this.refit();
       this.shape = shape;
     } else {
@@ -387,6 +388,7 @@ function showGroup(node, data) {
       (shown.length > 300 ? `<div class="sub">${shown.length - 300} more: filter by name</div>` : "");
   };
   el("gq").addEventListener("input", draw);
+  if (graphView) graphView.refit();
   el("close").onclick = closePanel;
   draw();
 }
