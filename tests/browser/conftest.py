@@ -108,26 +108,38 @@ def taskjobs(api_client: Any, namespace: str) -> TaskJobs:
 class DashboardProcess:
     """`taskjob dashboard` as a child process on a free port."""
 
-    def __init__(self, kubeconfig: str, namespace: str, log_path: Path) -> None:
+    def __init__(self, kubeconfig: str, namespaces: list[str], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        args = [sys.executable, "-m", "taskjobs.cli.main", "dashboard", "-n", namespace, "--port", str(self.port)]
+        args = [sys.executable, "-m", "taskjobs.cli.main", "dashboard", "--port", str(self.port)]
+        for ns in namespaces:
+            args += ["-n", ns]
         env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def ready(self) -> bool:
+    def ready(self, path: str = "/readyz") -> bool:
+        """Return whether the server answers 200 on `path` (/readyz: every watch has listed once)."""
         if self.proc.poll() is not None:
             raise AssertionError(f"taskjob dashboard exited:\n{self.logs()}")
         try:
-            with urllib.request.urlopen(self.url + "/readyz", timeout=1) as r:
+            with urllib.request.urlopen(self.url + path, timeout=1) as r:
                 return bool(r.status == 200)
         except OSError:
             return False
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def view(self, **query: str) -> dict[str, Any]:
+        """Return the JSON of a page's view (GET /api/view)."""
+        import json
+        import urllib.parse
+
+        with urllib.request.urlopen(f"{self.url}/api/view?{urllib.parse.urlencode(query)}", timeout=10) as r:
+            data: dict[str, Any] = json.loads(r.read())
+            return data
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -143,7 +155,7 @@ class DashboardProcess:
 @pytest.fixture
 def dashboard(kubeconfig: str, namespace: str, taskjob_crd: None, tmp_path: Path) -> Iterator[DashboardProcess]:
     """`taskjob dashboard -n <the test's namespace>`, serving once its first listings arrived."""
-    process = DashboardProcess(kubeconfig, namespace, tmp_path / "dashboard.log")
+    process = DashboardProcess(kubeconfig, [namespace], tmp_path / "dashboard.log")
     try:
         poll(process.ready, 60, "the dashboard's /readyz")
         yield process

@@ -56,6 +56,7 @@ def test_view_json_for_the_overview_and_a_taskjob() -> None:
 def test_watch_problems_and_readiness_reach_the_pages() -> None:
     async def check(client: TestClient[Any, Any], dashboard: Dashboard) -> None:
         assert (await client.get("/readyz")).status == 503
+        assert (await (await client.get("/api/view?view=overview")).json())["errors"] == []
         dashboard.watch_error(Source("taskjobs", None), "not allowed to watch taskjobs in all namespaces")
         data = await (await client.get("/api/view?view=overview")).json()
         assert data["ready"] is False and data["errors"] == ["not allowed to watch taskjobs in all namespaces"]

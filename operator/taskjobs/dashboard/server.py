@@ -93,10 +93,14 @@ class Dashboard:
     def watch_error(self, source: Source, message: str | None) -> None:
         """Record (or clear, with None) a watch's problem."""
         name = f"{source.kind}/{source.namespace or '*'}"
+        if self.errors.get(name) == message:
+            return
         if message is None:
             self.errors.pop(name, None)
         else:
             self.errors[name] = message
+        self.model.version += 1  # the pages show the errors: their cached views are stale
+        self.model.touched.add(ALL)
         self._changed()
 
     def _changed(self) -> None:
