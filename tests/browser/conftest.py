@@ -108,7 +108,7 @@ def taskjobs(api_client: Any, namespace: str) -> TaskJobs:
 class DashboardProcess:
     """`taskjob dashboard` as a child process on a free port."""
 
-    def __init__(self, kubeconfig: str, namespaces: list[str], log_path: Path) -> None:
+    def __init__(self, kubeconfig: str, namespaces: list[str], log_path: Path, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -116,6 +116,7 @@ class DashboardProcess:
         args = [sys.executable, "-m", "taskjobs.cli.main", "dashboard", "--port", str(self.port)]
         for ns in namespaces:
             args += ["-n", ns]
+        args += extra
         env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 

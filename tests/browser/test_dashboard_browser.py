@@ -8,6 +8,7 @@ reason and countdown), `root` writes an output. Screenshots go to SCREENSHOTS (d
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,3 +123,35 @@ def test_the_dashboard_follows_a_diamond_live(
     failures = text(browser, "#failures")
     assert "diamond / right" in failures and "Error" in failures, "the retried failure stays in the last failures"
     screenshot("dashboard-overview")
+
+
+def test_actions_when_allowed_suspend_a_taskjob_after_a_typed_confirmation(
+    operator: OperatorProcess,
+    taskjobs: TaskJobs,
+    namespace: str,
+    kubeconfig: str,
+    browser: Any,
+    screenshot: Any,
+    tmp_path: Path,
+) -> None:
+    manifest = diamond_manifest()
+    manifest["spec"]["tasks"][0]["podTemplate"]["metadata"]["annotations"][PREFIX + "duration"] = "60s"
+    taskjobs.create(manifest)
+    served = DashboardProcess(kubeconfig, [namespace], tmp_path / "actions.log", ("--allow-actions",))
+    try:
+        poll(served.ready, 60, "the dashboard's /readyz")
+        browser.get(f"{served.url}/taskjobs/{namespace}/diamond")
+        poll(lambda: browser.find_elements("css selector", 'button.act[data-action="suspend"]'), 30, "the actions")
+        browser.find_element("css selector", 'button.act[data-action="suspend"]').click()
+        go = browser.find_element("css selector", "#confirmgo")
+        assert not go.is_enabled(), "no action before the name is typed"
+        browser.find_element("css selector", "#confirmname").send_keys("diamond")
+        assert go.is_enabled()
+        screenshot("dashboard-action-confirm")
+        go.click()
+        poll(lambda: "suspend requested" in text(browser, "#confirm"), 10, "the action's answer")
+        assert taskjobs.get("diamond")["spec"].get("suspend") is True
+        poll(lambda: "Suspended" in text(browser, "#summary"), 30, "the page to show the TaskJob Suspended")
+    finally:
+        served.stop()
+    assert "Traceback" not in served.logs()

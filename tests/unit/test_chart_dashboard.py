@@ -83,3 +83,15 @@ def test_namespaced_mode_grants_reads_in_the_watched_namespaces_only() -> None:
 def test_bad_dashboard_values_are_rejected() -> None:
     assert "dashboard" in render_error(*ON, "dashboard.port=80")
     assert "dashboard" in render_error(*ON, "dashboard.colour=blue")
+
+
+def test_actions_add_the_flag_and_patch_and_delete_on_taskjobs_only() -> None:
+    assert (
+        "--allow-actions"
+        not in named(render(*ON), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    objs = render(*ON, "dashboard.actions.enabled=true", "watchNamespaces={team-a}")
+    [deployment] = named(objs, "Deployment")
+    assert "--allow-actions" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    [role] = named(objs, "Role")
+    assert grants(role) == DASHBOARD_GRANTS | {("taskjob.dev", "taskjobs"): READ | {"patch", "delete"}}

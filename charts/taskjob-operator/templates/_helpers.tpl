@@ -183,11 +183,17 @@ app.kubernetes.io/part-of: taskjob
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
-{{/* What the dashboard may do: read TaskJobs, their Jobs, pods, pod logs and Events; nothing else. */}}
+{{/* What the dashboard may do: read TaskJobs, their Jobs, pods, pod logs and Events; with actions, also patch
+     and delete TaskJobs. Nothing else. */}}
 {{- define "taskjob-operator.dashboardRules" -}}
 - apiGroups: [taskjob.dev]
   resources: [taskjobs]
+  {{- if .Values.dashboard.actions.enabled }}
+  # dashboard.actions.enabled: retry and suspend/resume patch the TaskJob; delete deletes it.
+  verbs: [get, list, watch, patch, delete]
+  {{- else }}
   verbs: [get, list, watch]
+  {{- end }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch]

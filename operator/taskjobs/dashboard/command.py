@@ -15,8 +15,12 @@ import click
 )
 @click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port (0: any free port).")
+@click.option(
+    "--allow-actions", is_flag=True,
+    help="Offer retry, suspend, resume and delete on TaskJob pages (with your identity; off: read-only).",
+)
 @click.pass_context
-def dashboard(ctx: click.Context, namespaces: tuple[str, ...], address: str, port: int) -> None:
+def dashboard(ctx: click.Context, namespaces: tuple[str, ...], address: str, port: int, allow_actions: bool) -> None:
     """Serve a live, read-only web dashboard of the TaskJobs the kubeconfig may read.
 
     One set of watches feeds every open page; pages get changes pushed, and never call the API server.
@@ -37,12 +41,14 @@ def dashboard(ctx: click.Context, namespaces: tuple[str, ...], address: str, por
     for noisy in ("aiohttp.access", "urllib3", "kubernetes.client.rest"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     scope = ", ".join(namespaces) if namespaces else "all namespaces"
+    if allow_actions:
+        scope += "; actions allowed"
 
     def announce(url: str) -> None:
         click.echo(f"taskjob dashboard: {url} ({scope}, cluster {cluster.server}); Ctrl-C stops it", err=False)
 
     try:
-        asyncio.run(serve(api_client, list(namespaces), address, port, announce))
+        asyncio.run(serve(api_client, list(namespaces), address, port, announce, allow_actions))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

@@ -6,6 +6,16 @@ The core's modules may move (into a subpackage); only this file's imports then c
 from __future__ import annotations
 
 from .. import GROUP, KIND, PLURAL, VERSION
-from ..naming import LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
+from ..naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
 
-__all__ = ["GROUP", "KIND", "LABEL_ATTEMPT", "LABEL_TASK", "LABEL_TASKJOB", "PLURAL", "VERSION"]
+__all__ = [
+    "ANNOTATION_RETRY",
+    "ANNOTATION_RETRY_TASKS",
+    "GROUP",
+    "KIND",
+    "LABEL_ATTEMPT",
+    "LABEL_TASK",
+    "LABEL_TASKJOB",
+    "PLURAL",
+    "VERSION",
+]

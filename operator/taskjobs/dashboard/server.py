@@ -5,7 +5,8 @@ Browsers talk only to this server, never to the API server. Each open page holds
 most one every `min_interval` seconds (a burst of watch events makes one snapshot, not hundreds). Views
 are computed once per Model version and shared by every page showing the same thing.
 
-Read-only: every route is a GET; nothing here writes to the cluster.
+Read-only unless started with actions allowed (`--allow-actions`): then, and only then, POST
+/api/actions/<namespace>/<name>/<action> retries, suspends, resumes or deletes a TaskJob (actions.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from . import views
+from .actions import CONFIRM_HEADER, ActionError, ActionRunner, plan_action
 from .model import ALL, Key, Model
 from .watch import Source, Watcher
 
@@ -68,8 +70,15 @@ class Subscriber:
 class Dashboard:
     """The Model, the pages subscribed to it, and the views they get."""
 
-    def __init__(self, model: Model | None = None, clock: Clock = utcnow, min_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        model: Model | None = None,
+        clock: Clock = utcnow,
+        min_interval: float = 0.5,
+        actions: ActionRunner | None = None,
+    ) -> None:
         self.model = model or Model()
+        self.actions = actions  # None: read-only
         self.clock = clock
         self.min_interval = min_interval
         self.subscribers: set[Subscriber] = set()
@@ -142,6 +151,7 @@ class Dashboard:
         if data is None:
             return None
         data["errors"] = sorted(self.errors.values())
+        data["actions"] = self.actions is not None
         data["ready"] = self.ready
         body = json.dumps(data, separators=(",", ":")).encode()
         self._cache[cache_key] = (self.model.version, body)
@@ -169,7 +179,7 @@ def _subscriber(request: web.Request) -> Subscriber:
 
 def make_app(dashboard: Dashboard, logs: LogReader | None = None) -> web.Application:
     """Return the aiohttp application serving the dashboard."""
-    app = web.Application(middlewares=[_headers])
+    app = web.Application(middlewares=[_headers(dashboard)])
 
     async def page(request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -224,6 +234,24 @@ def make_app(dashboard: Dashboard, logs: LogReader | None = None) -> web.Applica
             dashboard.subscribers.discard(sub)
         return resp
 
+    async def action(request: web.Request) -> web.Response:
+        if dashboard.actions is None:
+            raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
+        namespace, name = request.match_info["namespace"], request.match_info["name"]
+        if request.headers.get(CONFIRM_HEADER) != name:
+            raise web.HTTPForbidden(text=f"confirm the action: send the TaskJob's name in the {CONFIRM_HEADER} header")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != f"{request.scheme}://{request.host}":
+            raise web.HTTPForbidden(text="actions are taken only from the dashboard's own pages")
+        try:
+            planned = plan_action(request.match_info["action"], dashboard.model.taskjobs.get((namespace, name)),
+                                  dashboard.clock())
+            await dashboard.actions.run(namespace, name, planned)
+        except ActionError as exc:
+            raise web.HTTPConflict(text=str(exc)) from exc
+        log.info("action %s on TaskJob %s/%s: %s", request.match_info["action"], namespace, name, planned.summary)
+        return web.json_response({"message": f"TaskJob {namespace}/{name}: {planned.summary}"})
+
     async def pod_log(request: web.Request) -> web.StreamResponse:
         if logs is None:
             raise web.HTTPNotFound(text="logs are not available")
@@ -237,20 +265,27 @@ def make_app(dashboard: Dashboard, logs: LogReader | None = None) -> web.Applica
     app.router.add_get("/api/stream", stream)
     app.router.add_get("/api/manifest/{namespace}/{name}", manifest)
     app.router.add_get("/api/logs/{namespace}/{pod}", pod_log)
+    app.router.add_post("/api/actions/{namespace}/{name}/{action}", action)
     app.router.add_static("/static", STATIC, append_version=False)
     return app
 
 
-@web.middleware
-async def _headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    if request.method not in ("GET", "HEAD"):
-        raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])  # read-only
-    resp = await handler(request)
-    for name, value in SECURITY_HEADERS.items():
-        resp.headers.setdefault(name, value)
-    return resp
+def _headers(dashboard: Dashboard) -> Any:
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        allowed = request.method in ("GET", "HEAD") or (
+            request.method == "POST" and dashboard.actions is not None and request.path.startswith("/api/actions/")
+        )
+        if not allowed:
+            raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])  # read-only
+        resp = await handler(request)
+        for name, value in SECURITY_HEADERS.items():
+            resp.headers.setdefault(name, value)
+        return resp
+
+    return middleware
 
 
 # ---------------------------------------------------------------- logs
@@ -357,11 +392,16 @@ def sources_for(namespaces: list[str]) -> list[Source]:
 
 
 async def serve(
-    api_client: Any, namespaces: list[str], address: str, port: int, announce: Callable[[str], None]
+    api_client: Any,
+    namespaces: list[str],
+    address: str,
+    port: int,
+    announce: Callable[[str], None],
+    allow_actions: bool = False,
 ) -> None:
     """Run the dashboard until cancelled: start the watches, serve HTTP, announce the URL."""
     loop = asyncio.get_running_loop()
-    dashboard = Dashboard()
+    dashboard = Dashboard(actions=ActionRunner(api_client) if allow_actions else None)
     sources = sources_for(namespaces)
     dashboard.expected = {f"{s.kind}/{s.namespace or '*'}" for s in sources}
     watcher = Watcher(api_client, sources, loop, dashboard.replace, dashboard.event, dashboard.watch_error)

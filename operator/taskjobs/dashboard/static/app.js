@@ -263,7 +263,7 @@ async function taskjobPage(ns, name) {
   el("crumbs").innerHTML = `<a href="/">TaskJobs</a> / ${esc(ns)} / <b>${esc(name)}</b>`;
   document.title = `${name} · taskjob`;
   el("main").innerHTML = `
-    <div class="section"><div class="summary" id="summary"></div></div>
+    <div class="section"><div class="summary" id="summary"></div><div class="confirm" id="confirm" hidden></div></div>
     <div class="layout nopanel" id="layout">
       <div>
         <div class="section">
@@ -309,9 +309,35 @@ async function taskjobPage(ns, name) {
 
 function renderSummary(d) {
   const s = d.summary;
+  const done = ["Succeeded", "Failed", "Invalid"].includes(s.phase);
+  const offered = {retry: d.taskPhases.Failed + d.taskPhases.Skipped > 0, suspend: !done && s.phase !== "Suspended",
+    resume: s.phase === "Suspended", delete: true};
+  const buttons = d.actions ? `<span class="actions">${Object.keys(offered).filter((a) => offered[a]).map((a) =>
+    `<button class="act" data-action="${a}">${a}</button>`).join("")}</span>` : "";
   el("summary").innerHTML = `<h1>${esc(s.name)}</h1>${badge(s.phase)}${progressBar(s)}<span>${esc(s.progress)} succeeded</span>
-    ${chips(d.taskPhases)}<span class="sub">age ${duration(s.age)} · duration ${duration(s.duration)}</span>
+    ${chips(d.taskPhases)}<span class="sub">age ${duration(s.age)} · duration ${duration(s.duration)}</span>${buttons}
     <span class="sub" style="flex-basis:100%">${esc(s.message)}</span>`;
+  for (const b of document.querySelectorAll("button.act")) b.onclick = () => confirmAction(s.namespace, s.name, b.dataset.action);
+}
+
+// Actions (only when the server allows them): typed confirmation, then one POST carrying the name.
+function confirmAction(ns, name, action) {
+  const box = el("confirm");
+  box.hidden = false;
+  box.innerHTML = `<b>${esc(action)}</b> TaskJob ${esc(ns)}/${esc(name)}? Type its name to confirm:
+    <input id="confirmname" autocomplete="off"> <button class="act" id="confirmgo" disabled>${esc(action)}</button>
+    <button class="act" id="confirmcancel">cancel</button> <span id="confirmresult" class="sub"></span>`;
+  const input = el("confirmname");
+  input.focus();
+  input.oninput = () => { el("confirmgo").disabled = input.value !== name; };
+  el("confirmcancel").onclick = () => { box.hidden = true; };
+  el("confirmgo").onclick = async () => {
+    const resp = await fetch(`/api/actions/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/${action}`,
+      {method: "POST", headers: {"X-Taskjob-Confirm": input.value}});
+    const text = resp.headers.get("Content-Type")?.includes("json") ? (await resp.json()).message : await resp.text();
+    box.innerHTML = `<span class="${resp.ok ? "" : "warn"}">${esc(text)}</span> <button class="act" id="confirmcancel">close</button>`;
+    el("confirmcancel").onclick = () => { box.hidden = true; };
+  };
 }
 
 function renderTab(tab, d) {
