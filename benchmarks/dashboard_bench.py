@@ -183,30 +183,33 @@ def main() -> int:
     if args.serve:
         print(f"serving {server.url}/ (1,000 TaskJobs) and {server.url}/taskjobs/team-big/big; Ctrl-C stops")
         threading.Event().wait()
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = []
     with tempfile.TemporaryDirectory() as profile:
         driver = chromium(Path(profile))
         try:
+            driver.get(server.url + "/healthz")  # the browser's own start-up is not the dashboard's
             for kind, url, goal in (
                 ("overview", server.url + "/", 1.0),
                 ("taskjob", server.url + "/taskjobs/team-big/big", 3.0),
             ):
+                # The first load computes the view (cold); later ones get it from the server's cache, as every
+                # page after the first does until the next change.
+                cold = measure(driver, url, kind)
                 runs = sorted((measure(driver, url, kind) for _ in range(args.runs)), key=lambda r: r["usable_s"])
-                median = runs[len(runs) // 2]
-                rows.append((kind, median, goal))
+                rows.append((kind, cold, runs[len(runs) // 2], goal))
         finally:
             driver.quit()
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"Model: 1,000 TaskJobs of 6-12 tasks and one of 10,000 tasks; built in {build_s:.1f} s; "
           f"server max RSS {rss_mib:.0f} MiB (model, views and the benchmark's own Python)\n")
-    print("| page | first paint | usable (data drawn) | goal | JS heap |")
-    print("|---|---|---|---|---|")
-    for kind, r, goal in rows:
-        verdict = "met" if r["usable_s"] <= goal else "missed"
+    print("| page | first paint | usable, cold view | usable, cached view (median) | goal | JS heap |")
+    print("|---|---|---|---|---|---|")
+    for kind, cold, r, goal in rows:
+        verdict = "met" if max(cold["usable_s"], r["usable_s"]) <= goal else "missed"
         name = "overview, 1,000 TaskJobs" if kind == "overview" else "TaskJob of 10,000 tasks"
-        print(f"| {name} | {r['first_paint_s']:.2f} s | {r['usable_s']:.2f} s | ≤ {goal:.0f} s ({verdict}) "
-              f"| {r['js_heap_mib']:.0f} MiB |")
-    print(f"\n({args.runs} runs each, median; {os.cpu_count()} CPUs; Chromium headless)")
+        print(f"| {name} | {r['first_paint_s']:.2f} s | {cold['usable_s']:.2f} s | {r['usable_s']:.2f} s "
+              f"| ≤ {goal:.0f} s ({verdict}) | {r['js_heap_mib']:.0f} MiB |")
+    print(f"\n(1 cold run, then {args.runs} runs, median; {os.cpu_count()} CPUs; Chromium headless)")
     return 0
 
 

@@ -43,6 +43,9 @@ def test_view_json_for_the_overview_and_a_taskjob() -> None:
         assert data["ready"] is True and data["errors"] == []
         resp = await client.get("/api/view", params={"view": "taskjob", "namespace": "team-a", "name": "diamond"})
         assert [t["name"] for t in (await resp.json())["tasks"]] == ["root", "left", "right", "sink"]
+        params = {"view": "taskjob", "namespace": "team-a", "name": "diamond", "task": "right"}
+        panel = (await (await client.get("/api/view", params=params)).json())["panel"]
+        assert panel["task"]["name"] == "right", "the open task's panel rides on the page's one stream"
         resp = await client.get("/api/view", params={"view": "taskjob", "namespace": "team-a", "name": "gone"})
         assert resp.status == 404
         resp = await client.get("/api/view", params={"view": "taskjob"})

@@ -144,6 +144,10 @@ class Dashboard:
             data = views.overview(self.model, now)
         elif sub.view == "taskjob" and sub.key is not None:
             data = views.taskjob_view(self.model, sub.key, now)
+            if data is not None and sub.task is not None:
+                # The open task panel rides on the page's one stream: browsers allow only 6 connections
+                # to a host over HTTP/1.1, and every stream holds one.
+                data["panel"] = views.task_view(self.model, sub.key, sub.task, now) or {"gone": True}
         elif sub.view == "task" and sub.key is not None and sub.task is not None:
             data = views.task_view(self.model, sub.key, sub.task, now)
         else:

@@ -97,7 +97,7 @@ function overviewPage() {
     if (last) renderList(last);
   };
   for (const id of ["q", "ns", "phase", "label"]) el(id).addEventListener("input", keepInUrl);
-  subscribe({view: "overview"}, (data) => {
+  pageStream = subscribe({view: "overview"}, (data) => {
     last = data;
     renderCards(data);
     renderFailures(data.lastFailures);
@@ -296,16 +296,30 @@ async function taskjobPage(ns, name) {
   graphView = new GraphView(el("graph"), (node) => {
     if (node.group) showGroup(node, data); else openTask(ns, name, node.task);
   });
-  const selected = new URLSearchParams(location.search).get("task");
-  if (selected) openTask(ns, name, selected);
-  subscribe({view: "taskjob", namespace: ns, name}, (d) => {
+  pageHandler = (d) => {
     if (d.gone) { el("summary").innerHTML = `<h1>${esc(name)}</h1> <span class="sub">This TaskJob no longer exists.</span>`; return; }
     data = d;
     renderSummary(d);
     graphView.update(d.graph);
     renderTab(current, d);
-  });
+    if (d.panel && panelTask) renderPanel(ns, d.panel);
+  };
+  const selected = new URLSearchParams(location.search).get("task");
+  if (selected) openTask(ns, name, selected); else connect(ns, name, null);
 }
+
+// One stream per page (the open task's panel rides on it): browsers allow 6 connections per host.
+let pageStream = null, pageHandler = null, panelTask = null;
+function connect(ns, name, task) {
+  if (pageStream) pageStream.close();
+  const params = {view: "taskjob", namespace: ns, name};
+  if (task) params.task = task;
+  pageStream = subscribe(params, (d) => pageHandler && pageHandler(d));
+}
+window.addEventListener("pagehide", () => { // a page kept in the back/forward cache must not hold connections
+  if (pageStream) pageStream.close();
+  if (logStream) logStream.close();
+});
 
 function renderSummary(d) {
   const s = d.summary;
@@ -419,20 +433,22 @@ function showGroup(node, data) {
   draw();
 }
 
-let taskStream = null, logStream = null;
+let logStream = null, logPod = null;
 function closePanel() {
-  if (taskStream) taskStream.close();
   if (logStream) logStream.close();
-  taskStream = logStream = null;
+  logStream = logPod = panelTask = null;
   el("panel").hidden = true;
   el("layout").classList.add("nopanel");
   history.replaceState(null, "", location.pathname);
   if (graphView) graphView.refit();
+  const [, , ns, name] = location.pathname.split("/").map(decodeURIComponent);
+  connect(ns, name, null);
 }
 
 function openTask(ns, name, task) {
-  if (taskStream) taskStream.close();
   if (logStream) logStream.close();
+  logStream = logPod = null;
+  panelTask = task;
   const panel = el("panel");
   el("layout").classList.remove("nopanel");
   panel.hidden = false;
@@ -443,23 +459,25 @@ function openTask(ns, name, task) {
     <h4>Log <span id="logwhich" class="sub"></span></h4><div class="loginfo" id="loginfo"></div><pre id="log"></pre>
     <h4>Events</h4><div id="pevents"></div>`;
   el("close").onclick = closePanel;
-  let logPod = null;
-  taskStream = subscribe({view: "task", namespace: ns, name, task}, (d) => {
-    if (d.gone) { el("pbody").innerHTML = '<div class="empty">No such task.</div>'; return; }
-    const t = d.task;
-    el("ptitle").innerHTML = `${esc(t.name)} ${badge(t.phase)} ${t.phase === "Retrying" ? countdown(t.nextRetryTime) : ""}<button class="close" id="close">×</button>`;
-    el("close").onclick = closePanel;
-    el("pbody").innerHTML = (t.message ? `<div class="loginfo" style="margin-top:10px">${esc(t.reason)}: ${esc(t.message)}</div>` : "") +
-      `<h4>Attempts (${d.attempts.length})</h4>` +
-      (d.attempts.length ? d.attempts.slice().reverse().map(attemptBox).join("") : '<div class="empty">No attempt yet.</div>');
-    el("pevents").innerHTML = eventsList(d.events);
-    const latest = d.attempts[d.attempts.length - 1];
-    if (!latest || !latest.pod) { el("log").textContent = "(no pod yet)"; el("logwhich").textContent = ""; }
-    if (latest && latest.pod && (latest.pod !== logPod?.pod || (logPod.running && !latest.running))) {
-      logPod = latest;
-      followLog(ns, latest);
-    }
-  });
+  connect(ns, name, task);
+}
+
+function renderPanel(ns, d) {
+  if (d.gone) { el("pbody").innerHTML = '<div class="empty">No such task.</div>'; return; }
+  const t = d.task;
+  if (t.name !== panelTask) return;
+  el("ptitle").innerHTML = `${esc(t.name)} ${badge(t.phase)} ${t.phase === "Retrying" ? countdown(t.nextRetryTime) : ""}<button class="close" id="close">×</button>`;
+  el("close").onclick = closePanel;
+  el("pbody").innerHTML = (t.message ? `<div class="loginfo" style="margin-top:10px">${esc(t.reason)}: ${esc(t.message)}</div>` : "") +
+    `<h4>Attempts (${d.attempts.length})</h4>` +
+    (d.attempts.length ? d.attempts.slice().reverse().map(attemptBox).join("") : '<div class="empty">No attempt yet.</div>');
+  el("pevents").innerHTML = eventsList(d.events);
+  const latest = d.attempts[d.attempts.length - 1];
+  if (!latest || !latest.pod) { el("log").textContent = "(no pod yet)"; el("logwhich").textContent = ""; }
+  if (latest && latest.pod && (latest.pod !== logPod?.pod || (logPod.running && !latest.running))) {
+    logPod = latest;
+    followLog(ns, latest);
+  }
 }
 
 function attemptBox(a) {
