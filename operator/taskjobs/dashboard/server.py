@@ -313,7 +313,8 @@ async def serve(
     dashboard.expected = {f"{s.kind}/{s.namespace or '*'}" for s in sources}
     watcher = Watcher(api_client, sources, loop, dashboard.replace, dashboard.event, dashboard.watch_error)
     watcher.start()
-    runner = web.AppRunner(make_app(dashboard, LogReader(api_client)), access_log=None)
+    # Open event streams never finish by themselves: give them a second, not the default minute, at Ctrl-C.
+    runner = web.AppRunner(make_app(dashboard, LogReader(api_client)), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, address, port)
     await site.start()
