@@ -85,6 +85,8 @@ def taskjob_row(tj: Mapping[str, Any], now: datetime) -> Obj:
         "pending": status.get("pending") or 0,
         "skipped": status.get("skipped") or 0,
         "created": iso(created),
+        "started": iso(started),
+        "completed": iso(completed),
         "age": (now - created).total_seconds() if created else None,
         "duration": duration,
         "message": status.get("message") or "",

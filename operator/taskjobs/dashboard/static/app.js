@@ -40,8 +40,13 @@ function countdownText(iso) {
   const left = (Date.parse(iso) - serverNow()) / 1000;
   return left > 0 ? "retry in " + duration(left) : "retry starting…";
 }
+// Ages and running durations tick here: a page whose TaskJobs do not change gets no new snapshot.
+function since(iso, fallback) {
+  return iso ? `<span data-since="${esc(iso)}">${duration((serverNow() - Date.parse(iso)) / 1000)}</span>` : duration(fallback);
+}
 setInterval(() => {
   for (const node of document.querySelectorAll("[data-until]")) node.textContent = countdownText(node.dataset.until);
+  for (const node of document.querySelectorAll("[data-since]")) node.textContent = duration((serverNow() - Date.parse(node.dataset.since)) / 1000);
   if (graphView) graphView.tick();
 }, 1000);
 function progressBar(r) {
@@ -134,7 +139,7 @@ function renderFailures(failures) {
     <th class="num">Attempt</th><th>When</th><th>Next</th><th>Message</th></tr></thead><tbody>` +
     failures.map((f) => `<tr><td><a href="${tjHref(f.namespace, f.taskjob)}?task=${encodeURIComponent(f.task)}">${esc(f.taskjob)} / ${esc(f.task)}</a>
       <span class="sub">${esc(f.namespace)}</span></td><td>${esc(f.reason || "–")}</td>
-      <td class="num">${f.exitCode ?? "–"}</td><td class="num">${f.attempt}</td><td>${ago(f.when)}</td>
+      <td class="num">${f.exitCode ?? "–"}</td><td class="num">${f.attempt}</td><td>${f.when ? since(f.when) + " ago" : "–"}</td>
       <td>${f.phase === "Retrying" ? countdown(f.nextRetryTime) : f.phase === "Retried" ? "retried" : f.phase === "Failed" ? "failed for good" : esc(f.phase || "")}</td>
       <td class="msg" title="${esc(f.message)}">${esc(f.message)}</td></tr>`).join("") + "</tbody></table>";
 }
@@ -158,7 +163,8 @@ function renderList(d) {
     rows.slice(0, LIST_LIMIT).map((r) => `<tr data-taskjob="${esc(r.namespace)}/${esc(r.name)}">
       <td><a href="${tjHref(r.namespace, r.name)}">${esc(r.name)}</a></td><td>${esc(r.namespace)}</td>
       <td>${badge(r.phase)}</td><td>${progressBar(r)} <span class="sub">${esc(r.progress)}</span></td>
-      <td class="num">${r.running}</td><td class="num">${duration(r.age)}</td><td class="num">${duration(r.duration)}</td>
+      <td class="num">${r.running}</td><td class="num">${since(r.created, r.age)}</td>
+      <td class="num">${r.completed || !r.started ? duration(r.duration) : since(r.started)}</td>
       <td class="msg" title="${esc(r.message)}">${esc(r.message)}</td></tr>`).join("") + "</tbody></table>" +
     (rows.length > LIST_LIMIT ? `<div class="empty">${rows.length - LIST_LIMIT} more: narrow the filters.</div>` : "");
 }
@@ -329,7 +335,7 @@ function renderSummary(d) {
   const buttons = d.actions ? `<span class="actions">${Object.keys(offered).filter((a) => offered[a]).map((a) =>
     `<button class="act" data-action="${a}">${a}</button>`).join("")}</span>` : "";
   el("summary").innerHTML = `<h1>${esc(s.name)}</h1>${badge(s.phase)}${progressBar(s)}<span>${esc(s.progress)} succeeded</span>
-    ${chips(d.taskPhases)}<span class="sub">age ${duration(s.age)} · duration ${duration(s.duration)}</span>${buttons}
+    ${chips(d.taskPhases)}<span class="sub">age ${since(s.created, s.age)} · duration ${s.completed || !s.started ? duration(s.duration) : since(s.started)}</span>${buttons}
     <span class="sub" style="flex-basis:100%">${esc(s.message)}</span>`;
   for (const b of document.querySelectorAll("button.act")) b.onclick = () => confirmAction(s.namespace, s.name, b.dataset.action);
 }
