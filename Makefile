@@ -24,7 +24,7 @@ run: $(STAMP) ## Run the ETL example locally, no cluster (prints 110)
 test: $(STAMP) testenv browser ## Run every test: unit, then the operator (and the dashboard in Chromium) on the real control plane
 	$(PY) -m pytest tests -q
 
-test-unit: $(STAMP) ## Run the tests that need no cluster
+test-unit: $(STAMP) browser ## Run the tests that need no cluster (the dashboard's page tests need Chromium: make browser)
 	$(PY) -m pytest tests -q -m 'not cluster'
 
 lint: $(STAMP) ## ruff and mypy --strict on the package
