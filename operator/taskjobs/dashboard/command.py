@@ -21,7 +21,7 @@ import click
 )
 @click.pass_context
 def dashboard(ctx: click.Context, namespaces: tuple[str, ...], address: str, port: int, allow_actions: bool) -> None:
-    """Serve a live, read-only web dashboard of the TaskJobs the kubeconfig may read.
+    """Serve a live web dashboard of the TaskJobs the kubeconfig may read (read-only unless --allow-actions).
 
     One set of watches feeds every open page; pages get changes pushed, and never call the API server.
     Listens on 127.0.0.1 unless --address says otherwise: anyone who reaches it sees what your
