@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
-from operator_harness import CRD, ROOT, OperatorProcess, TaskJobs, free_port, poll  # noqa: E402
+from dashboard_harness import SCREENSHOTS, DashboardProcess  # noqa: E402
+from operator_harness import CRD, ROOT, OperatorProcess, TaskJobs, poll  # noqa: E402
 
-SCREENSHOTS = Path(os.environ.get("TASKJOB_SCREENSHOTS") or ROOT / ".testenv" / "screenshots")
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = (
@@ -103,54 +102,6 @@ def operator(kubeconfig: str, namespace: str, taskjob_crd: None, tmp_path: Path)
 @pytest.fixture
 def taskjobs(api_client: Any, namespace: str) -> TaskJobs:
     return TaskJobs(api_client, namespace)
-
-
-class DashboardProcess:
-    """`taskjob dashboard` as a child process on a free port."""
-
-    def __init__(self, kubeconfig: str, namespaces: list[str], log_path: Path, extra: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        args = [sys.executable, "-m", "taskjobs.cli.main", "dashboard", "--port", str(self.port)]
-        for ns in namespaces:
-            args += ["-n", ns]
-        args += extra
-        env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def ready(self, path: str = "/readyz") -> bool:
-        """Return whether the server answers 200 on `path` (/readyz: every watch has listed once)."""
-        if self.proc.poll() is not None:
-            raise AssertionError(f"taskjob dashboard exited:\n{self.logs()}")
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=1) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def view(self, **query: str) -> dict[str, Any]:
-        """Return the JSON of a page's view (GET /api/view)."""
-        import json
-        import urllib.parse
-
-        with urllib.request.urlopen(f"{self.url}/api/view?{urllib.parse.urlencode(query)}", timeout=10) as r:
-            data: dict[str, Any] = json.loads(r.read())
-            return data
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import DashboardProcess
+from dashboard_harness import DashboardProcess
 from operator_harness import ROOT, OperatorProcess, TaskJobs, poll
 
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]

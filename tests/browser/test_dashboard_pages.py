@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from conftest import free_port, poll
+from dashboard_harness import free_port, poll
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_dashboard_model import diamond  # noqa: E402

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import DashboardProcess
+from dashboard_harness import DashboardProcess
 from kubernetes import client
 from operator_harness import ROOT, TaskJobs, poll
 
