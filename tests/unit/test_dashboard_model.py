@@ -327,3 +327,19 @@ def test_an_event_about_a_pod_not_seen_yet_is_kept_for_its_taskjob(model: Model)
     )
     data = views.task_view(model, ("team-a", "diamond"), "sink", NOW)
     assert data is not None and [e["reason"] for e in data["events"]] == ["Scheduled"]
+
+
+def test_children_follow_adds_deletes_and_relists(model: Model) -> None:
+    owner = ("team-a", "diamond")
+    assert sorted(j["metadata"]["name"] for j in model.children("jobs", owner)) == [
+        "diamond-left-1",
+        "diamond-right-1",
+        "diamond-root-1",
+    ]
+    model.apply("jobs", "DELETED", job("left", 1))
+    model.apply("jobs", "MODIFIED", job("root", 1, done_ago=5))
+    assert sorted(j["metadata"]["name"] for j in model.children("jobs", owner)) == ["diamond-right-1", "diamond-root-1"]
+    model.replace("jobs", "team-a", [job("sink", 1)])
+    assert [j["metadata"]["name"] for j in model.children("jobs", owner)] == ["diamond-sink-1"]
+    model.replace("pods", None, [])
+    assert model.children("pods", owner) == [] and model.owned["pods"] == {}

@@ -90,6 +90,8 @@ class Model:
     version: int = 0
     touched: set[Key | str] = field(default_factory=set)
     synced: set[str] = field(default_factory=set)  # "kind/namespace" listings received at least once
+    # Jobs and pods by their TaskJob, so one TaskJob's page does not scan every pod of the cluster.
+    owned: dict[str, dict[Key, set[Key]]] = field(default_factory=lambda: {"jobs": {}, "pods": {}})
 
     def _store(self, kind: str) -> dict[Key, Obj]:
         store: dict[Key, Obj] = getattr(self, kind)
@@ -102,10 +104,16 @@ class Model:
         store = self._store(kind)
         key = key_of(obj)
         if event_type == "DELETED":
-            if store.pop(key, None) is None:
+            old = store.pop(key, None)
+            if old is None:
                 return False
+            self._unindex(kind, key, old)
         elif event_type in ("ADDED", "MODIFIED"):
+            old = store.get(key)
+            if old is not None:
+                self._unindex(kind, key, old)
             store[key] = trim(kind, obj)
+            self._index(kind, key, store[key])
             if kind == "events":
                 self.events.move_to_end(key)
                 while len(self.events) > MAX_EVENTS:
@@ -119,16 +127,30 @@ class Model:
         """Take a full listing of one kind in one namespace (all when None): objects not in it are gone."""
         store = self._store(kind)
         for key in [k for k in store if namespace is None or k[0] == namespace]:
-            del store[key]
+            self._unindex(kind, key, store.pop(key))
         for obj in items:
             if kind != "events" or self._relevant_event(obj):
-                store[key_of(obj)] = trim(kind, obj)
+                key = key_of(obj)
+                store[key] = trim(kind, obj)
+                self._index(kind, key, store[key])
         if kind == "events":
             ordered = sorted(self.events.items(), key=lambda kv: _event_time(kv[1]))[-MAX_EVENTS:]
             self.events = OrderedDict(ordered)
         self.synced.add(f"{kind}/{namespace or ALL}")
         self.version += 1
         self.touched.add(ALL)
+
+    def _index(self, kind: str, key: Key, obj: Obj) -> None:
+        owner = owner_of(kind, obj) if kind in self.owned else None
+        if owner is not None:
+            self.owned[kind].setdefault(owner, set()).add(key)
+
+    def _unindex(self, kind: str, key: Key, obj: Obj) -> None:
+        owner = owner_of(kind, obj) if kind in self.owned else None
+        if owner is not None and owner in self.owned[kind]:
+            self.owned[kind][owner].discard(key)
+            if not self.owned[kind][owner]:
+                del self.owned[kind][owner]
 
     def _touch(self, kind: str, obj: Mapping[str, Any]) -> None:
         self.version += 1
@@ -164,26 +186,8 @@ class Model:
 
     def children(self, kind: str, owner: Key) -> list[Obj]:
         """Return the Jobs or pods of one TaskJob."""
-        ns, name = owner
-        return [
-            o
-            for (o_ns, _), o in self._store(kind).items()
-            if o_ns == ns and (o["metadata"].get("labels") or {}).get(LABEL_TASKJOB) == name
-        ]
-
-    def attempt_index(self, kind: str) -> dict[tuple[str, str, str, int], Obj]:
-        """Return every Job (or pod: the newest of an attempt) by (namespace, TaskJob, task, attempt)."""
-        index: dict[tuple[str, str, str, int], Obj] = {}
-        for (ns, _), obj in self._store(kind).items():
-            owner = (obj["metadata"].get("labels") or {}).get(LABEL_TASKJOB)
-            if owner:
-                key = (ns, str(owner), *attempt_of(obj))
-                known = index.get(key)
-                if known is None or (known["metadata"].get("creationTimestamp") or "") < (
-                    obj["metadata"].get("creationTimestamp") or ""
-                ):
-                    index[key] = obj
-        return index
+        store = self._store(kind)
+        return [store[key] for key in self.owned[kind].get(owner, ())]
 
     def events_about(self, namespace: str, names: set[tuple[str, str]]) -> list[Obj]:
         """Return the Events whose subject is one of (kind, name) in the namespace, oldest first."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .model import Key, Model, Obj, attempt_of
+from .model import Key, Model, Obj, attempt_of, owner_of
 
 TASK_PHASES = ("Waiting", "Ready", "Running", "Retrying", "Succeeded", "Failed", "Skipped")
 TASKJOB_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid")
@@ -103,17 +103,25 @@ def last_failures(model: Model, now: datetime, limit: int = LAST_FAILURES) -> li
 
     Each says whether a retry is scheduled (the task is Retrying after this very attempt) and when.
     """
-    pods = model.attempt_index("pods")
     failures: list[Obj] = []
     covered: set[tuple[str, str, str, int]] = set()
-    for key, job in model.attempt_index("jobs").items():
+    pods_of: dict[Key, dict[tuple[str, int], list[Obj]]] = {}  # each TaskJob's pods by attempt, when needed
+    for job in model.jobs.values():
         if not _failed(job):
             continue
-        ns, name, task, attempt = key
-        covered.add(key)
-        tj = model.taskjobs.get((ns, name))
+        owner = owner_of("jobs", job)
+        if owner is None:
+            continue
+        ns, name = owner
+        task, attempt = attempt_of(job)
+        covered.add((ns, name, task, attempt))
+        tj = model.taskjobs.get(owner)
         state = ((_status(tj).get("tasks") or {}).get(task) or {}) if tj else {}
-        row = attempt_row(job, [pods[key]] if key in pods else [], now)
+        if owner not in pods_of:
+            pods_of[owner] = defaultdict(list)
+            for pod in model.children("pods", owner):
+                pods_of[owner][attempt_of(pod)].append(pod)
+        row = attempt_row(job, pods_of[owner].get((task, attempt), []), now)
         latest = (state.get("attempts") or 0) == attempt
         failures.append(
             {
