@@ -15,8 +15,9 @@ from aiohttp import web
 from dashboard_harness import free_port, poll
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from test_dashboard_model import diamond  # noqa: E402
+from test_dashboard_model import diamond, job, pod  # noqa: E402
 
+from taskjobs.dashboard.logs import LogReader  # noqa: E402
 from taskjobs.dashboard.model import Model  # noqa: E402
 from taskjobs.dashboard.server import Dashboard, make_app  # noqa: E402
 
@@ -43,6 +44,19 @@ def big(name: str = "big", layers: int = 10, width: int = 1000) -> dict[str, Any
     return tj
 
 
+class LogLines:
+    """What the API server's pods/log would stream: two lines naming the pod and how it was asked."""
+
+    def __init__(self, pod: str, follow: bool) -> None:
+        self.body = f"{pod}: starting\n{pod}: {'following' if follow else 'last lines'}\n".encode()
+
+    def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
+        yield self.body
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.fixture
 def served() -> Iterator[str]:
     """A dashboard on a free port serving three small TaskJobs and one of 10,000 tasks."""
@@ -51,13 +65,15 @@ def served() -> Iterator[str]:
     b["metadata"]["name"], c["metadata"]["name"] = "nightly-etl", "reports"
     c["metadata"]["labels"] = {"team": "finance"}
     model.replace("taskjobs", None, [a, b, c, big()])
-    for kind in ("jobs", "pods", "events"):
-        model.replace(kind, None, [])
+    model.replace("jobs", None, [job("root", 1, done_ago=120), job("left", 1)])
+    model.replace("pods", None, [pod("root", 1, exit_code=0, output="root"), pod("left", 1)])
+    model.replace("events", None, [])
     port, started = free_port(), threading.Event()
     running: dict[str, Any] = {}
 
     async def main() -> None:
-        runner = web.AppRunner(make_app(Dashboard(model)), access_log=None, shutdown_timeout=1.0)
+        logs = LogReader(None, open_log=lambda ns, name, container, follow: LogLines(name, follow))
+        runner = web.AppRunner(make_app(Dashboard(model), logs), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         running["loop"], running["stop"] = asyncio.get_running_loop(), asyncio.Event()
@@ -116,3 +132,16 @@ def test_a_10000_task_taskjob_is_drawn_as_groups_whose_tasks_can_be_opened(
     browser.find_element("css selector", "#glist button").click()
     poll(lambda: "t0-999" in browser.find_element("css selector", "#ptitle").text, 5, "the task's panel")
     assert browser.current_url.endswith("?task=t0-999")
+
+
+def test_a_tasks_panel_shows_its_log_the_last_lines_once_finished_followed_while_running(
+    served: str, browser: Any
+) -> None:
+    browser.get(served + "/taskjobs/team-a/diamond?task=root")
+    log = lambda: browser.find_element("css selector", "#log").text  # noqa: E731
+    poll(lambda: "diamond-root-1-abcde: last lines" in log(), 10, "root's log (finished: the last lines)")
+    assert "(end of log) · 2 lines" in browser.find_element("css selector", "#loginfo").text
+    assert "Output\nroot" in browser.find_element("css selector", '.attempt[data-attempt="1"]').text
+    browser.find_element("css selector", '#tabs button[data-tab="tasks"]').click()
+    browser.find_element("css selector", 'button[data-task="left"]').click()
+    poll(lambda: "diamond-left-1-abcde: following" in log(), 10, "left's log (running: followed)")
