@@ -1,6 +1,6 @@
 # Each target is a thin call into the real tools; see README.md and docs/testing.md.
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit lint crd testenv testenv-down operator demo deploy bench soak
+.PHONY: help install run test test-unit lint crd testenv testenv-down operator demo deploy bench soak browser dashboard
 
 PYTHON ?= python3
 VENV := .venv
@@ -21,10 +21,10 @@ install: $(STAMP) ## Install taskjob and its test tools into .venv
 run: $(STAMP) ## Run the ETL example locally, no cluster (prints 110)
 	$(VENV)/bin/taskjob run examples/etl-pipeline.yaml
 
-test: $(STAMP) testenv images ## Run every test: unit, the operator on the real control plane, real containers on its real node
+test: $(STAMP) testenv images browser ## Run every test: unit, the operator on the real control plane, real containers on its real node, the dashboard in Chromium
 	$(PY) -m pytest tests -q
 
-test-unit: $(STAMP) ## Run the tests that need no cluster
+test-unit: $(STAMP) browser ## Run the tests that need no cluster (the dashboard's page tests need Chromium: make browser)
 	$(PY) -m pytest tests -q -m 'not cluster and not docker'
 
 lint: $(STAMP) ## ruff and mypy --strict on the package
@@ -40,6 +40,13 @@ bench: $(STAMP) ## Benchmarks B1-B4 on a private testenv, ~20 min (docs/performa
 
 soak: $(STAMP) testenv ## Long reliability run (docs/reliability.md): 50+ operator kills, API faults, 5,000 bad manifests
 	TASKJOB_SOAK=1 $(PY) -m pytest tests/reliability -q
+
+browser: ## Install Debian's chromium and chromium-driver for the dashboard's browser tests (once)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+
+dashboard: $(STAMP) testenv ## Serve the dashboard of the testenv on http://127.0.0.1:8765/
+	KUBECONFIG=.testenv/kubeconfig $(VENV)/bin/taskjob dashboard
 
 testenv: ## Build (once, cached) and start the local control plane; writes .testenv/kubeconfig
 	@tests/testenv/up.sh

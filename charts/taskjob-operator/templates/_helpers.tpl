@@ -167,3 +167,37 @@ Included from the Deployment so every render runs them.
 {{- fail "metrics.serviceMonitor.enabled needs the Prometheus Operator's ServiceMonitor CRD (monitoring.coreos.com/v1), which this cluster does not serve: install it first or leave the value false" }}
 {{- end }}
 {{- end }}
+
+{{/* The dashboard: its own name label, so neither the operator's Deployment nor its Service selects it. */}}
+{{- define "taskjob-operator.dashboardSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "taskjob-operator.name" . }}-dashboard
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "taskjob-operator.dashboardLabels" -}}
+helm.sh/chart: {{ include "taskjob-operator.chart" . }}
+{{ include "taskjob-operator.dashboardSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: dashboard
+app.kubernetes.io/part-of: taskjob
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* What the dashboard may do: read TaskJobs, their Jobs, pods, pod logs and Events; with actions, also patch
+     and delete TaskJobs. Nothing else. */}}
+{{- define "taskjob-operator.dashboardRules" -}}
+- apiGroups: [taskjob.dev]
+  resources: [taskjobs]
+  {{- if .Values.dashboard.actions.enabled }}
+  # dashboard.actions.enabled: retry and suspend/resume patch the TaskJob; delete deletes it.
+  verbs: [get, list, watch, patch, delete]
+  {{- else }}
+  verbs: [get, list, watch]
+  {{- end }}
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods, pods/log, events]
+  verbs: [get, list, watch]
+{{- end }}

@@ -30,6 +30,7 @@ from rich.live import Live
 from rich.text import Text
 
 from .. import API_VERSION, KIND
+from ..dashboard.command import dashboard as dashboard_command
 from ..models import TERMINAL_PHASES
 from ..naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
 from ..validation import Problem, validate_taskjob
@@ -757,6 +758,9 @@ def operator(
     from ..shell.run import run_operator  # kopf loads only here: the other commands work without it
 
     run_operator(options)
+
+
+cli.add_command(dashboard_command)
 
 
 def main() -> NoReturn:

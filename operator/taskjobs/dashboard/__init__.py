@@ -1,0 +1,1 @@
+"""A live web dashboard of TaskJobs: `taskjob dashboard` (server.py), fed by one set of watches (watch.py)."""

@@ -1,0 +1,21 @@
+"""Everything the dashboard takes from the operator's core, in one place.
+
+The core's modules may move (into a subpackage); only this file's imports then change.
+"""
+
+from __future__ import annotations
+
+from .. import GROUP, KIND, PLURAL, VERSION
+from ..naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
+
+__all__ = [
+    "ANNOTATION_RETRY",
+    "ANNOTATION_RETRY_TASKS",
+    "GROUP",
+    "KIND",
+    "LABEL_ATTEMPT",
+    "LABEL_TASK",
+    "LABEL_TASKJOB",
+    "PLURAL",
+    "VERSION",
+]

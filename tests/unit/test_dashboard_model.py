@@ -1,0 +1,345 @@
+"""The dashboard's model and views: watch events in, the pages' JSON out (no cluster, no clock)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from taskjobs.dashboard import views
+from taskjobs.dashboard.model import ALL, MAX_EVENTS, Model
+
+NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+
+
+def ts(seconds_ago: float) -> str:
+    return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def diamond(status_tasks: dict[str, Any] | None = None, phase: str = "Running", ns: str = "team-a") -> dict[str, Any]:
+    tasks = [
+        {"name": "root"},
+        {"name": "left", "dependsOn": ["root"]},
+        {"name": "right", "dependsOn": ["root"]},
+        {"name": "sink", "dependsOn": ["left", "right"]},
+    ]
+    return {
+        "apiVersion": "taskjob.dev/v1alpha1",
+        "kind": "TaskJob",
+        "metadata": {
+            "name": "diamond",
+            "namespace": ns,
+            "uid": "u1",
+            "creationTimestamp": ts(600),
+            "labels": {"team": "data"},
+            "managedFields": [{"huge": "x" * 1000}],
+        },
+        "spec": {"tasks": tasks},
+        "status": {
+            "phase": phase,
+            "progress": "1/4",
+            "total": 4,
+            "succeeded": 1,
+            "running": 1,
+            "pending": 2,
+            "startTime": ts(300),
+            "message": "1 of 4 tasks succeeded",
+            "tasks": status_tasks
+            if status_tasks is not None
+            else {
+                "root": {"phase": "Succeeded", "attempts": 1, "startTime": ts(290), "finishTime": ts(120)},
+                "left": {"phase": "Running", "attempts": 1, "startTime": ts(100)},
+                "right": {
+                    "phase": "Retrying",
+                    "attempts": 1,
+                    "exitCode": 3,
+                    "reason": "Error",
+                    "message": "connection refused",
+                    "nextRetryTime": ts(-30),
+                },
+            },
+        },
+    }
+
+
+def job(
+    task: str, attempt: int, *, failed: bool = False, done_ago: float | None = None, ns: str = "team-a"
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"startTime": ts(200)}
+    if done_ago is not None:
+        status["completionTime" if not failed else "x"] = ts(done_ago)
+        status["conditions"] = [
+            {
+                "type": "Failed" if failed else "Complete",
+                "status": "True",
+                "lastTransitionTime": ts(done_ago),
+                "reason": "BackoffLimitExceeded" if failed else None,
+                "message": "Job has reached the specified backoff limit" if failed else None,
+            }
+        ]
+        status["failed" if failed else "succeeded"] = 1
+    return {
+        "metadata": {
+            "name": f"diamond-{task}-{attempt}",
+            "namespace": ns,
+            "creationTimestamp": ts(200),
+            "labels": {"taskjob.dev/taskjob": "diamond", "taskjob.dev/task": task, "taskjob.dev/attempt": str(attempt)},
+        },
+        "status": status,
+    }
+
+
+def pod(
+    task: str, attempt: int, *, exit_code: int | None = None, output: str = "", ns: str = "team-a"
+) -> dict[str, Any]:
+    state: dict[str, Any] = {"running": {"startedAt": ts(100)}}
+    if exit_code is not None:
+        state = {
+            "terminated": {
+                "exitCode": exit_code,
+                "reason": "Completed" if exit_code == 0 else "Error",
+                "message": output,
+                "startedAt": ts(150),
+                "finishedAt": ts(90),
+            }
+        }
+    return {
+        "metadata": {
+            "name": f"diamond-{task}-{attempt}-abcde",
+            "namespace": ns,
+            "creationTimestamp": ts(160),
+            "labels": {"taskjob.dev/taskjob": "diamond", "taskjob.dev/task": task, "taskjob.dev/attempt": str(attempt)},
+        },
+        "spec": {"nodeName": "kwok-node-0", "containers": [{"name": "task", "image": "busybox", "args": ["x" * 500]}]},
+        "status": {
+            "phase": "Running" if exit_code is None else ("Succeeded" if exit_code == 0 else "Failed"),
+            "containerStatuses": [{"name": "task", "state": state}],
+        },
+    }
+
+
+def event(
+    kind: str, name: str, reason: str, message: str, seconds_ago: float = 10, ns: str = "team-a"
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"{name}.{reason}.{seconds_ago}", "namespace": ns},
+        "involvedObject": {"kind": kind, "name": name, "namespace": ns},
+        "reason": reason,
+        "message": message,
+        "type": "Normal",
+        "count": 1,
+        "lastTimestamp": ts(seconds_ago),
+    }
+
+
+@pytest.fixture
+def model() -> Model:
+    m = Model()
+    m.replace("taskjobs", None, [diamond()])
+    m.replace("jobs", None, [job("root", 1, done_ago=120), job("left", 1), job("right", 1, failed=True, done_ago=60)])
+    m.replace("pods", None, [pod("root", 1, exit_code=0, output="root"), pod("left", 1), pod("right", 1, exit_code=3)])
+    m.replace("events", None, [event("Pod", "diamond-left-1-abcde", "Scheduled", "assigned to kwok-node-0")])
+    return m
+
+
+def test_trimming_drops_managed_fields_and_pod_specs(model: Model) -> None:
+    tj = model.taskjobs[("team-a", "diamond")]
+    assert "managedFields" not in tj["metadata"]
+    stored_pod = model.pods[("team-a", "diamond-left-1-abcde")]
+    assert stored_pod["spec"] == {"nodeName": "kwok-node-0"}
+
+
+def test_apply_reports_changes_and_the_touched_taskjob(model: Model) -> None:
+    model.take_touched()
+    version = model.version
+    assert model.apply("pods", "MODIFIED", pod("left", 1, exit_code=0, output="left"))
+    assert model.version == version + 1
+    assert model.take_touched() == {("team-a", "diamond")}
+    assert not model.apply("pods", "BOOKMARK", {"metadata": {"resourceVersion": "9"}})
+    assert model.apply("pods", "DELETED", pod("left", 1))
+    assert not model.apply("pods", "DELETED", pod("left", 1)), "deleting what is gone changes nothing"
+
+
+def test_replace_forgets_objects_missing_from_a_relisting_of_that_namespace_only() -> None:
+    m = Model()
+    m.replace("taskjobs", "a", [diamond(ns="a")])
+    m.replace("taskjobs", "b", [diamond(ns="b")])
+    m.replace("taskjobs", "a", [])
+    assert list(m.taskjobs) == [("b", "diamond")]
+    assert m.take_touched() == {ALL}
+    assert {"taskjobs/a", "taskjobs/b"} <= m.synced
+
+
+def test_events_about_unknown_objects_are_ignored_and_the_number_kept_is_bounded(model: Model) -> None:
+    assert not model.apply("events", "ADDED", event("Pod", "someone-elses-pod", "Pulled", "x"))
+    for i in range(MAX_EVENTS + 10):
+        model.apply("events", "ADDED", event("TaskJob", "diamond", "Progress", f"step {i}", seconds_ago=i))
+    assert len(model.events) == MAX_EVENTS
+
+
+def test_overview_counts_throughput_failures_and_rows(model: Model) -> None:
+    data = views.overview(model, NOW)
+    assert data["taskjobPhases"]["Running"] == 1
+    assert data["taskPhases"] == {
+        "Waiting": 1,
+        "Ready": 0,
+        "Running": 1,
+        "Retrying": 1,
+        "Succeeded": 1,
+        "Failed": 0,
+        "Skipped": 0,
+    }  # sink has no status entry yet: counted as Waiting
+    assert data["throughput"] == {"last5": 1 / 5, "last60": 1 / 60}  # root finished 2 minutes ago
+    assert data["failureRate"] == 0.0
+    [failure] = data["lastFailures"]
+    assert failure["task"] == "right" and failure["exitCode"] == 3 and failure["reason"] == "Error"
+    assert failure["nextRetryTime"] == ts(-30), "a scheduled retry is shown with its time"
+    assert failure["when"] == ts(90), "when: the attempt's container finished"
+    [row] = data["taskjobs"]
+    assert row["phase"] == "Running" and row["progress"] == "1/4" and row["running"] == 1
+    assert row["age"] == 600 and row["duration"] == 300
+    assert row["labels"] == {"team": "data"}
+    assert data["namespaces"] == ["team-a"]
+
+
+def test_failure_rate_counts_failed_among_tasks_finished_in_the_last_hour() -> None:
+    m = Model()
+    m.replace(
+        "taskjobs",
+        None,
+        [
+            diamond(
+                {
+                    "root": {"phase": "Succeeded", "finishTime": ts(100)},
+                    "left": {"phase": "Failed", "finishTime": ts(50), "exitCode": 2, "reason": "Error"},
+                    "right": {"phase": "Succeeded", "finishTime": ts(7200)},  # two hours ago: outside the window
+                    "sink": {"phase": "Skipped", "finishTime": ts(40)},
+                },
+                phase="Failed",
+            )
+        ],
+    )
+    data = views.overview(m, NOW)
+    assert data["failureRate"] == 0.5
+    assert [f["task"] for f in data["lastFailures"]] == ["left"]
+    assert data["lastFailures"][0]["nextRetryTime"] is None, "failed for good: no retry"
+
+
+def test_taskjob_view_has_every_task_with_its_phase_layer_and_the_graph(model: Model) -> None:
+    data = views.taskjob_view(model, ("team-a", "diamond"), NOW)
+    assert data is not None
+    phases = {t["name"]: (t["phase"], t["layer"]) for t in data["tasks"]}
+    assert phases == {
+        "root": ("Succeeded", 0),
+        "left": ("Running", 1),
+        "right": ("Retrying", 1),
+        "sink": ("Waiting", 2),
+    }
+    graph = data["graph"]
+    assert not graph["grouped"]
+    assert {n["id"] for n in graph["nodes"]} == {"task:root", "task:left", "task:right", "task:sink"}
+    assert {(e["source"], e["target"]) for e in graph["edges"]} == {
+        ("task:root", "task:left"),
+        ("task:root", "task:right"),
+        ("task:left", "task:sink"),
+        ("task:right", "task:sink"),
+    }
+    bars = {(b["task"], b["attempt"]): b["outcome"] for b in data["timeline"]["bars"]}
+    assert bars == {("root", 1): "Succeeded", ("left", 1): "Running", ("right", 1): "Failed"}
+    assert views.taskjob_view(model, ("team-a", "nope"), NOW) is None
+
+
+def test_big_layers_are_grouped_by_phase_with_deduplicated_edges() -> None:
+    tasks = [{"name": "start"}] + [{"name": f"w{i}", "dependsOn": ["start"]} for i in range(10_000)]
+    tasks.append({"name": "end", "dependsOn": [f"w{i}" for i in range(10_000)]})
+    states = {f"w{i}": {"phase": "Succeeded" if i < 6000 else "Running"} for i in range(10_000)}
+    tj = diamond(states)
+    tj["spec"]["tasks"] = tasks
+    m = Model()
+    m.replace("taskjobs", None, [tj])
+    data = views.taskjob_view(m, ("team-a", "diamond"), NOW)
+    assert data is not None
+    graph = data["graph"]
+    assert graph["grouped"]
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert set(nodes) == {"task:start", "group:1:Succeeded", "group:1:Running", "task:end"}
+    assert nodes["group:1:Succeeded"]["count"] == 6000 and nodes["group:1:Running"]["count"] == 4000
+    assert len(graph["edges"]) == 4
+
+
+def test_depths_survive_a_cycle() -> None:
+    assert views.depths([{"name": "a", "dependsOn": ["b"]}, {"name": "b", "dependsOn": ["a"]}]).keys() == {"a", "b"}
+
+
+def test_task_view_lists_every_attempt_with_exit_code_reason_output_and_events(model: Model) -> None:
+    model.apply("jobs", "ADDED", job("right", 2))
+    model.apply("pods", "ADDED", pod("right", 2))
+    model.apply("events", "ADDED", event("Pod", "diamond-right-2-abcde", "Started", "started container task"))
+    data = views.task_view(model, ("team-a", "diamond"), "right", NOW)
+    assert data is not None
+    first, second = data["attempts"]
+    assert first["attempt"] == 1 and first["outcome"] == "Failed" and first["exitCode"] == 3
+    assert first["reason"] == "Error" and first["job"] == "diamond-right-1" and first["pod"] == "diamond-right-1-abcde"
+    assert first["duration"] == 60 and first["output"] == ""
+    assert second["outcome"] == "Running" and second["running"]
+    assert [e["reason"] for e in data["events"]] == ["Started"]
+    root = views.task_view(model, ("team-a", "diamond"), "root", NOW)
+    assert root is not None and root["attempts"][0]["output"] == "root" and root["attempts"][0]["reason"] == ""
+    assert views.task_view(model, ("team-a", "diamond"), "nope", NOW) is None
+
+
+def test_a_pod_that_never_starts_shows_its_waiting_reason() -> None:
+    stuck = pod("root", 1)
+    stuck["status"] = {
+        "phase": "Pending",
+        "containerStatuses": [
+            {"name": "task", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}
+        ],
+    }
+    row = views.attempt_row(None, [stuck], NOW)
+    assert row["outcome"] == "Pending" and row["reason"] == "ImagePullBackOff"
+    assert row["message"] == "Back-off pulling image"
+
+
+def test_manifest_is_yaml_without_status(model: Model) -> None:
+    text = views.manifest(model, ("team-a", "diamond"))
+    assert text is not None and "kind: TaskJob" in text and "dependsOn" in text and "status" not in text
+
+
+def test_a_failed_attempt_that_was_retried_stays_among_the_last_failures(model: Model) -> None:
+    model.apply("jobs", "ADDED", job("right", 2, done_ago=5))
+    model.apply("pods", "ADDED", pod("right", 2, exit_code=0))
+    retried = diamond()
+    retried["status"]["tasks"]["right"] = {"phase": "Succeeded", "attempts": 2, "finishTime": ts(5)}
+    model.apply("taskjobs", "MODIFIED", retried)
+    [failure] = views.overview(model, NOW)["lastFailures"]
+    assert (failure["task"], failure["attempt"], failure["phase"]) == ("right", 1, "Retried")
+    assert failure["exitCode"] == 3 and failure["nextRetryTime"] is None
+
+
+def test_an_event_about_a_pod_not_seen_yet_is_kept_for_its_taskjob(model: Model) -> None:
+    model.take_touched()
+    assert model.apply("events", "ADDED", event("Pod", "diamond-sink-1-xyz12", "Scheduled", "assigned"))
+    assert model.take_touched() == {("team-a", "diamond")}
+    model.apply(
+        "pods", "ADDED", pod("sink", 1) | {"metadata": {**pod("sink", 1)["metadata"], "name": "diamond-sink-1-xyz12"}}
+    )
+    data = views.task_view(model, ("team-a", "diamond"), "sink", NOW)
+    assert data is not None and [e["reason"] for e in data["events"]] == ["Scheduled"]
+
+
+def test_children_follow_adds_deletes_and_relists(model: Model) -> None:
+    owner = ("team-a", "diamond")
+    assert sorted(j["metadata"]["name"] for j in model.children("jobs", owner)) == [
+        "diamond-left-1",
+        "diamond-right-1",
+        "diamond-root-1",
+    ]
+    model.apply("jobs", "DELETED", job("left", 1))
+    model.apply("jobs", "MODIFIED", job("root", 1, done_ago=5))
+    assert sorted(j["metadata"]["name"] for j in model.children("jobs", owner)) == ["diamond-right-1", "diamond-root-1"]
+    model.replace("jobs", "team-a", [job("sink", 1)])
+    assert [j["metadata"]["name"] for j in model.children("jobs", owner)] == ["diamond-sink-1"]
+    model.replace("pods", None, [])
+    assert model.children("pods", owner) == [] and model.owned["pods"] == {}
