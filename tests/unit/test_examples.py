@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from taskjobs.render import OUTPUT_REF, input_env_name
+from taskjobs.inputs import OUTPUT_REF
+from taskjobs.render import input_env_name
 from taskjobs.resolve import resolve_tasks
 from taskjobs.validation import validate_taskjob
 

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from taskjobs.validation import (
     Problem,
     ValidationResult,
-    output_references,
     summarize,
     validate_spec,
     validate_taskjob,
@@ -476,21 +475,6 @@ def test_summarize_counts_what_it_leaves_out() -> None:
     problems = [Problem(f"p{i}", "bad") for i in range(5)]
     assert summarize(problems, limit=2) == "p0: bad; p1: bad (and 3 more)"
     assert summarize(problems[:1]) == "p0: bad"
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("{{tasks.a.output}}", ["a"]),
-        ("x={{ tasks.extract.output }} y={{tasks.b-2.output}}", ["extract", "b-2"]),
-        ("{{tasks.a.output}}{{tasks.a.output}}", ["a"]),
-        ("{{\ttasks.a.output\n}}", ["a"]),
-        ("{{tasks.a.outputs}} {{task.a.output}} {tasks.a.output} $(tasks.a.output)", []),
-        ("", []),
-    ],
-)
-def test_output_references(text: str, expected: list[str]) -> None:
-    assert output_references(text) == expected
 
 
 # ---------------------------------------------------------------- never raises

@@ -28,6 +28,7 @@ from typing import IO, Any, Literal, Protocol
 from .. import naming
 from ..actions import Plan, StopJob
 from ..facts import AttemptFact
+from ..inputs import inputs_for
 from ..models import TERMINAL_PHASES, TaskJob, TaskJobMeta, TaskJobSpec, TaskJobStatus
 from ..observe import MAX_CONTAINER_MESSAGE
 from ..render import CONTAINER, ENV_OUTPUT_PATH, OUTPUT_PATH, render_job
@@ -515,11 +516,7 @@ class LocalExecutor:
 
     def _start(self, task_name: str, attempt: int, now: datetime) -> None:
         task = self.tasks[task_name]
-        inputs = {
-            f.task: f.output or ""
-            for f in self._facts.values()
-            if f.phase == "Succeeded" and f.task in task.depends_on
-        }
+        inputs = inputs_for(task, {f.task: f.output or "" for f in self._facts.values() if f.phase == "Succeeded"})
         job_name = naming.job_name(self.meta.name, task_name, attempt)
         output = self.workdir / f"{job_name}.output"
         output.write_bytes(b"")

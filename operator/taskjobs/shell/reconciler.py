@@ -18,13 +18,14 @@ from typing import Any
 from ..actions import Plan, RetryRequest
 from ..facts import AttemptFact
 from ..incremental import Memory, replan
+from ..inputs import inputs_for
 from ..invalid import invalid_status
 from ..models import TERMINAL_PHASES, TaskJobMeta, TaskJobStatus, dump_status
 from ..naming import job_name
 from ..plan import COMPACT_TASKS, SpecShape
 from ..render import render_job, stop_job_patch
 from ..statusdelta import dump_changes, patch_changes
-from ..validation import ValidationResult, output_references, validate_taskjob
+from ..validation import ValidationResult, validate_taskjob
 from . import metrics
 from .kube import Kube
 from .store import Key, Store, Token, expected_fact
@@ -209,11 +210,7 @@ class Reconciler:
 
             async def create(task_name: str, attempt: int) -> None:
                 task = shape.task(task_name)
-                wanted = set(task.depends_on)
-                for text in (*(task.args or ()), *(task.command or ()), *(e.value or "" for e in task.env)):
-                    wanted.update(output_references(text))
-                inputs = {t: outputs[t] for t in wanted if t in outputs}
-                manifest = render_job(meta, task, attempt, inputs)
+                manifest = render_job(meta, task, attempt, inputs_for(task, outputs))
                 name = manifest["metadata"]["name"]
                 created = await self.kube.create_job(key[0], manifest)
                 log.info(
