@@ -488,13 +488,13 @@ class _Planner:
                 reason="NonRetriableExitCode" if is_non_retriable(retry, exit_code) else reason or "Failed",
                 message=cut(text),
             )
-        since_base = attempt - self.bases.get(name, 0)  # backoff, like the limit, counts afresh after a manual retry
+        base = self.bases.get(name, 0)  # backoff, like the limit, counts afresh after a manual retry
         if failed_at is not None:
-            at = next_retry_time(retry, since_base, failed_at)
+            at = next_retry_time(retry, attempt, failed_at, base)
         elif prev is not None and prev.phase == "Retrying" and prev.attempts == attempt and prev.next_retry_time:
             at = prev.next_retry_time  # no time on the Job: keep the recorded one, so it does not slide
         else:
-            at = next_retry_time(retry, since_base, self.now)
+            at = next_retry_time(retry, attempt, self.now, base)
         self._retry_at(name, at)
         return TaskState(
             phase="Retrying",
@@ -689,6 +689,6 @@ class _Planner:
     def _retrying_text(self, name: str, state: TaskState) -> str:
         retry = self.task(name).retry
         attempt = state.attempts or 1
-        delay = _seconds(retry_delay(retry, attempt - self.bases.get(name, 0)))
+        delay = _seconds(retry_delay(retry, attempt, self.bases.get(name, 0)))
         upcoming = f"attempt {attempt + 1} of {max_attempts(retry) + self.bases.get(name, 0)}"
         return cut(f"task {name}: {state.message}; retrying in {delay} ({upcoming})")

@@ -42,6 +42,13 @@ def test_next_retry_time_is_the_failure_plus_the_wait() -> None:
     assert next_retry_time(DEFAULT, 2, failed_at) == failed_at + timedelta(seconds=20)
 
 
+def test_after_a_manual_retry_the_wait_counts_afresh_from_the_retry_base() -> None:
+    retry = ResolvedRetry()  # 10s doubling
+    assert [retry_delay(retry, n, retry_base=3) for n in (4, 5, 6)] == [10.0, 20.0, 40.0]
+    failed = datetime(2024, 1, 1, tzinfo=UTC)
+    assert next_retry_time(retry, 4, failed, retry_base=3) == failed + timedelta(seconds=10)
+
+
 def test_a_task_runs_at_most_limit_plus_one_times() -> None:
     retry = ResolvedRetry(limit=2)
     assert max_attempts(retry) == 3

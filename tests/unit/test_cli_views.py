@@ -141,6 +141,19 @@ def test_the_summary_names_the_most_recent_failure() -> None:
     assert s.last_failure == "audit (attempt 4): failed after 4 attempts: exit code 3"
 
 
+def test_the_summary_counts_the_backoff_afresh_after_a_manual_retry_as_the_planner_does() -> None:
+    obj = json.loads(json.dumps(TASKJOB))
+    # After `taskjob retry`, transform's attempt 4 is the first since the retry (retryBase 3): the planner
+    # waited the first delay, 10s, so attempt 4 failed 0s ago. Counted without the base (10·2^3 = 80s)
+    # it would seem to have failed 70s ago, before audit.
+    obj["status"]["tasks"]["transform"] |= {"attempts": 4, "retryBase": 3}
+    obj["status"]["tasks"]["audit"] = {
+        "phase": "Failed", "attempts": 4, "finishTime": ts(30), "exitCode": 3, "message": "failed after 4 attempts",
+    }  # fmt: skip
+    s = views.summary(obj, NOW)
+    assert s.last_failure is not None and s.last_failure.startswith("transform (attempt 4)")
+
+
 # ---------------------------------------------------------------- a fake API server
 
 

@@ -203,8 +203,8 @@ def summary(obj: Mapping[str, Any], now: datetime) -> Summary:
         if st.phase == "Failed" and st.finish_time is not None:
             failures.append((st.finish_time, name, st))
         elif st.phase == "Retrying" and st.next_retry_time is not None:
-            # The status keeps when the retry starts, not when the attempt failed: take the delay back off.
-            delay = retry_delay(retries[name], st.attempts or 1) if name in retries else 0.0
+            # The status keeps when the retry starts, not when the attempt failed: take the planner's delay off.
+            delay = retry_delay(retries[name], st.attempts or 1, st.retry_base or 0) if name in retries else 0.0
             failures.append((st.next_retry_time - timedelta(seconds=delay), name, st))
         elif st.phase == "Failed":
             failures.append((datetime.min.replace(tzinfo=UTC), name, st))
