@@ -8,7 +8,7 @@ watch delivers them neither launches the attempt twice nor exceeds parallelism.
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -95,6 +95,7 @@ class Store:
     expected: dict[Key, dict[str, AttemptFact]] = field(default_factory=lambda: defaultdict(dict))
     written: dict[Key, Written] = field(default_factory=dict)
     finished_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (ns, job) -> first seen done
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # when a watch event is seen
     # Facts by Job, per TaskJob, kept up to date by Job and pod events (10,000-task DAGs).
     _maps: dict[Key, FactMap] = field(default_factory=dict)
     # Which Jobs of each TaskJob changed, in order of change: Job name -> sequence number of its last change.
@@ -170,7 +171,7 @@ class Store:
             self.jobs[key][name] = slim(body, pod=False)
             self.expected[key].pop(name, None)
             if event_type is not None and _finished(body) and (meta["namespace"], name) not in self.finished_seen:
-                self.finished_seen[(meta["namespace"], name)] = datetime.now(UTC)
+                self.finished_seen[(meta["namespace"], name)] = self.clock()
         return key if self._refresh(key, name) else None
 
     def on_pod(self, event_type: str | None, body: Body) -> Key | None:
@@ -348,7 +349,7 @@ class Store:
             return None
         job_uid = _uid(job)
         pods = [b for b in self.pods.get((key[0], name), {}).values() if _owned_by(b, job_uid)]
-        return attempt_fact(job, pods)
+        return attempt_fact(job, pods, self.finished_seen.get((key[0], name)))
 
     def outputs_of(self, key: Key, facts: list[AttemptFact]) -> dict[str, str]:
         """Return task outputs: recorded ones, plus any a succeeded pod shows that are not recorded yet."""
