@@ -17,12 +17,12 @@ from typing import Any
 
 from ..actions import Plan, RetryRequest
 from ..facts import AttemptFact
-from ..incremental import Memory, replan
+from ..incremental import replan
 from ..inputs import inputs_for
 from ..invalid import invalid_status
 from ..models import TERMINAL_PHASES, TaskJobMeta, TaskJobStatus, dump_status
 from ..naming import job_name
-from ..plan import COMPACT_TASKS, SpecShape
+from ..plan import COMPACT_TASKS, Memory, SpecShape
 from ..render import render_job, stop_job_patch
 from ..statusdelta import dump_changes, patch_changes
 from ..validation import ValidationResult, validate_taskjob
