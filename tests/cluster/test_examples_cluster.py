@@ -116,7 +116,7 @@ def test_an_output_ending_in_newlines_reaches_dependents_as_the_shell_would_subs
     env = {e.name: e.value for e in container.env}
     assert container.args == ["got 42"]
     assert env["TASKJOB_INPUT_CALC"] == "42"
-    assert yaml.safe_load(env["TASKJOB_INPUTS"]) == {"calc": "42"}
+    assert yaml.safe_load(env["TASKJOB_INPUTS"]) == {"calc": "42", "mid": ""}  # mid wrote nothing
     # The ConfigMap keeps what the task wrote, byte for byte.
     outputs = taskjobs.core.read_namespaced_config_map("echoed-outputs", taskjobs.ns)
     assert outputs.data["calc"] == "42\n"
