@@ -169,7 +169,7 @@ class Reconciler:
         """Scheduling latency: when the operator saw the last dependency finish -> this Job created."""
         if not deps:
             return
-        seen = [self.store.finished_seen.get((key[0], succeeded[d].job_name)) for d in deps if d in succeeded]
+        seen = [self.store.finished_at(key[0], succeeded[d].job_name) for d in deps if d in succeeded]
         known = [s for s in seen if s is not None]
         if known and len(known) == len(seen) == len(deps):  # unknown after a restart: not measured
             latency = (datetime.now(UTC) - max(known)).total_seconds()
@@ -184,7 +184,7 @@ class Reconciler:
         changed tasks are looked at, not every Job: a task succeeds in the plan that first sees its Job
         succeed, and a plan whose reconcile fails is not remembered.
         """
-        recorded = self.store.outputs.get(key, {})
+        recorded = self.store.recorded_outputs(key)
         attempts = latest.values() if changed is None else (latest[t] for t in changed if t in latest)
         new = {
             f.task: f.output
@@ -193,7 +193,7 @@ class Reconciler:
         }
         if new:
             await self.kube.record_outputs(body, outputs_configmap(key[1]), new)
-            self.store.outputs.setdefault(key, {}).update(new)
+            self.store.record_outputs(key, new)
 
     def _event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         self.kube.post_event(body, type_, reason, message)

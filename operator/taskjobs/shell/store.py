@@ -351,6 +351,18 @@ class Store:
         pods = [b for b in self.pods.get((key[0], name), {}).values() if _owned_by(b, job_uid)]
         return attempt_fact(job, pods, self.finished_seen.get((key[0], name)))
 
+    def recorded_outputs(self, key: Key) -> Mapping[str, str]:
+        """Return the outputs the TaskJob's ConfigMap holds (or was just written to hold), by task."""
+        return self.outputs.get(key, {})
+
+    def record_outputs(self, key: Key, new: Mapping[str, str]) -> None:
+        """Note outputs just written to the TaskJob's ConfigMap, before the watch shows them."""
+        self.outputs.setdefault(key, {}).update(new)
+
+    def finished_at(self, namespace: str, job: str) -> datetime | None:
+        """Return when the watch first showed the Job finished (None: not seen live, e.g. before a restart)."""
+        return self.finished_seen.get((namespace, job))
+
     def outputs_of(self, key: Key, facts: list[AttemptFact]) -> dict[str, str]:
         """Return task outputs: recorded ones, plus any a succeeded pod shows that are not recorded yet."""
         outputs = dict(self.outputs.get(key, {}))
