@@ -1,12 +1,9 @@
 """A planner for plansim that plans incrementally (replan with a Memory, as the operator does) and checks
-every step against plan's full pass: same status JSON, patch, creates, stops, events and wakeup. Until
-the planner before the one-planner redesign is deleted, the full pass is checked against it too."""
+every step against plan's full pass: same status JSON, patch, creates, stops, events and wakeup."""
 
 from __future__ import annotations
 
 from datetime import datetime
-
-import reference_plan
 
 from taskjobs import mergepatch
 from taskjobs.actions import Plan
@@ -63,7 +60,6 @@ class Incremental:
         result, self.memory = replan(meta, spec, memory, status, dict(seen), now, changed_jobs=hint)
         full = plan(meta, spec, status, facts, now)
         same(result, full)
-        same(full, reference_plan.plan(meta, spec, status, facts, now))
         # The shell writes the status from the changed tasks only: the same JSON, the same patch.
         prior_raw = dump_status(status) if status is not None else {}
         new_raw = dump_changes(prior_raw, result.status, result.changed)

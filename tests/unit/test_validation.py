@@ -65,7 +65,7 @@ def test_a_valid_manifest_parses_with_its_graph() -> None:
     assert result.ok and result.problems == ()
     assert result.taskjob is not None and result.taskjob.metadata.name == "diamond"
     assert [t.name for t in result.taskjob.spec.tasks] == ["extract", "left", "right", "load"]
-    assert result.graph is not None and result.graph.candidates(["extract"]) == ["left", "right"]
+    assert result.graph is not None and result.graph.order == ("extract", "left", "right", "load")
 
 
 @pytest.mark.parametrize(
