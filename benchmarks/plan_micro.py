@@ -195,8 +195,8 @@ def measure_incremental(shape: str, n: int, events: int = 15) -> dict[str, Any]:
     last plan, the status JSON and patch of the changed tasks. Median over `events` Jobs finishing in turn.
     """
     from taskjobs.incremental import replan
+    from taskjobs.mergepatch import dump_changes, patch_changes
     from taskjobs.models import dump_status
-    from taskjobs.statusdelta import dump_changes, patch_changes
 
     syn = Synthetic(shape, n)
     now = T0 + timedelta(seconds=3)

@@ -9,9 +9,9 @@ from taskjobs import mergepatch
 from taskjobs.actions import Plan
 from taskjobs.facts import AttemptFact
 from taskjobs.incremental import replan, settle
+from taskjobs.mergepatch import dump_changes, patch_changes
 from taskjobs.models import TaskJobMeta, TaskJobSpec, TaskJobStatus, dump_status
 from taskjobs.plan import Memory, plan
-from taskjobs.statusdelta import dump_changes, patch_changes
 
 
 def same(incremental: Plan, full: Plan) -> None:

@@ -18,11 +18,11 @@ from ..actions import Plan, RetryRequest
 from ..facts import AttemptFact
 from ..incremental import replan
 from ..inputs import inputs_for
-from ..invalid import invalid_status
 from ..models import TERMINAL_PHASES, TaskJobMeta, TaskJobStatus
 from ..naming import job_name
 from ..plan import SpecShape
 from ..render import render_job, stop_job_patch
+from ..status import invalid_status
 from ..validation import ValidationResult, validate_taskjob
 from . import metrics
 from .kube import Kube

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..actions import Plan
+from ..mergepatch import dump_changes, patch_changes
 from ..models import TERMINAL_PHASES, TaskJobStatus, dump_status
 from ..plan import COMPACT_TASKS, Memory
-from ..statusdelta import dump_changes, patch_changes
 from .kube import Kube
 from .store import Key, Store, Token
 
