@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskjobs.backoff import max_attempts, may_retry, next_retry_time, retry_delay
-from taskjobs.resolve import ResolvedRetry
+from taskjobs.core.backoff import max_attempts, may_retry, next_retry_time, retry_delay
+from taskjobs.core.resolve import ResolvedRetry
 
 DEFAULT = ResolvedRetry()  # limit 3, 10 s, factor 2, cap 300 s
 

@@ -32,9 +32,9 @@ from taskjobs.cli.local import (
     build_launch,
     kubelet_expand,
 )
-from taskjobs.models import TaskJob
-from taskjobs.resolve import resolve_tasks
-from taskjobs.validation import validate_taskjob
+from taskjobs.core.models import TaskJob
+from taskjobs.core.resolve import resolve_tasks
+from taskjobs.core.validation import validate_taskjob
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from taskjobs import dag
+from taskjobs.core import dag
 
 Tasks = list[tuple[str, list[str]]]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from taskjobs.inputs import input_value, inputs_for, output_references, task_inputs
-from taskjobs.models import EnvVar
-from taskjobs.resolve import ResolvedRetry, ResolvedTask
+from taskjobs.core.inputs import input_value, inputs_for, output_references, task_inputs
+from taskjobs.core.models import EnvVar
+from taskjobs.core.resolve import ResolvedRetry, ResolvedTask
 
 
 def task(depends_on: tuple[str, ...] = (), *, command: tuple[str, ...] | None = None,

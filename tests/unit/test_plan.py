@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from taskjobs.actions import CreateJob, Plan, RetryRequest, StopJob
-from taskjobs.facts import AttemptFact, AttemptPhase
-from taskjobs.models import MAX_MESSAGE, TaskJobMeta, TaskJobSpec, TaskJobStatus, TaskSpec, TaskState, dump_status
-from taskjobs.plan import COMPACT_TASKS, GRACE_SECONDS, plan
+from taskjobs.core.actions import CreateJob, Plan, RetryRequest, StopJob
+from taskjobs.core.facts import AttemptFact, AttemptPhase
+from taskjobs.core.models import MAX_MESSAGE, TaskJobMeta, TaskJobSpec, TaskJobStatus, TaskSpec, TaskState, dump_status
+from taskjobs.core.plan import COMPACT_TASKS, GRACE_SECONDS, plan
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 META = TaskJobMeta(name="tj", generation=3)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taskjobs.validation import (
+from taskjobs.core.validation import (
     Problem,
     ValidationResult,
     summarize,

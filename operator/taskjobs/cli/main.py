@@ -30,9 +30,9 @@ from rich.live import Live
 from rich.text import Text
 
 from .. import API_VERSION, KIND
-from ..models import TERMINAL_PHASES
-from ..naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
-from ..validation import Problem, validate_taskjob
+from ..core.models import TERMINAL_PHASES
+from ..core.naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
+from ..core.validation import Problem, validate_taskjob
 from . import views
 from .kube import UserError
 from .local import RUNTIMES, LocalExecutor, LocalResult, LocalRunError, Runtime

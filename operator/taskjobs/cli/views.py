@@ -17,12 +17,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..actions import Plan
-from ..backoff import retry_delay
-from ..dag import DagError, build
-from ..models import TERMINAL_TASK_PHASES, TaskJobStatus, TaskState
-from ..resolve import ResolvedRetry, resolve_tasks
-from ..validation import validate_spec
+from ..core.actions import Plan
+from ..core.backoff import retry_delay
+from ..core.dag import DagError, build
+from ..core.models import TERMINAL_TASK_PHASES, TaskJobStatus, TaskState
+from ..core.resolve import ResolvedRetry, resolve_tasks
+from ..core.validation import validate_spec
 
 TASK_STYLES: dict[str, str] = {
     "Waiting": "dim",

@@ -14,16 +14,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..actions import Plan, RetryRequest
-from ..facts import AttemptFact
-from ..incremental import replan
-from ..inputs import inputs_for
-from ..models import TERMINAL_PHASES, TaskJobMeta, TaskJobStatus
-from ..naming import job_name
-from ..plan import SpecShape
-from ..render import render_job, stop_job_patch
-from ..status import invalid_status
-from ..validation import ValidationResult, validate_taskjob
+from ..core.actions import Plan, RetryRequest
+from ..core.facts import AttemptFact
+from ..core.incremental import replan
+from ..core.inputs import inputs_for
+from ..core.models import TERMINAL_PHASES, TaskJobMeta, TaskJobStatus
+from ..core.naming import job_name
+from ..core.plan import SpecShape
+from ..core.render import render_job, stop_job_patch
+from ..core.status import invalid_status
+from ..core.validation import ValidationResult, validate_taskjob
 from . import metrics
 from .kube import Kube
 from .statuswriter import StatusWriter

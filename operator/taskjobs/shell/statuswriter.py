@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..actions import Plan
-from ..mergepatch import dump_changes, patch_changes
-from ..models import TERMINAL_PHASES, TaskJobStatus, dump_status
-from ..plan import COMPACT_TASKS, Memory
+from ..core.actions import Plan
+from ..core.mergepatch import dump_changes, patch_changes
+from ..core.models import TERMINAL_PHASES, TaskJobStatus, dump_status
+from ..core.plan import COMPACT_TASKS, Memory
 from .kube import Kube
 from .store import Key, Store, Token
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..facts import AttemptFact
-from ..naming import LABEL_TASKJOB
-from ..observe import attempt_fact, pod_job_name
+from ..core.facts import AttemptFact
+from ..core.naming import LABEL_TASKJOB
+from ..core.observe import attempt_fact, pod_job_name
 
 Key = tuple[str, str]  # (namespace, taskjob name)
 Body = Mapping[str, Any]

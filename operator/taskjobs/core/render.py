@@ -10,7 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from . import API_VERSION, KIND, naming
+from .. import API_VERSION, KIND
+from . import naming
 from .inputs import OUTPUT_REF
 from .models import TaskJobMeta
 from .resolve import ResolvedTask
