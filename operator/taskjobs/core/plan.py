@@ -267,7 +267,10 @@ class Planner:
         halt = self._halt() if memory is None else None
         creates = [] if halt or self.spec.suspend else self._create()
 
-        self.touched = sorted({*before, *(c.task for c in creates)}, key=self.shape.position.__getitem__)
+        if memory is None:
+            self.touched = list(self.graph.order)  # every task was decided
+        else:
+            self.touched = sorted({*before, *(c.task for c in creates)}, key=self.shape.position.__getitem__)
         for name in self.touched:
             stop = self._finished_stop(name)
             if stop is None:
@@ -434,7 +437,13 @@ class Planner:
 
         Notes each such task's Jobs in `jobs_of`.
         """
-        old = self.memory.facts if self.memory is not None else {}
+        if self.memory is None:  # every Job is new: group them by task
+            grouped: dict[str, list[str]] = {}
+            for job, fact in facts.items():
+                grouped.setdefault(fact.task, []).append(job)
+            self.jobs_of = {task: tuple(jobs) for task, jobs in grouped.items()}
+            return {t for t in grouped if t in self.specs}
+        old = self.memory.facts
         changed: set[str] = set()
         added: dict[str, list[str]] = {}
         if changed_jobs is None:
