@@ -76,13 +76,19 @@ def remember(planner: Planner, result: Plan, facts: Mapping[str, AttemptFact]) -
     """Return the memory a plan leaves for the next one."""
     states = result.status.tasks or {}
     touched = planner.touched
+    jobs_of = planner.jobs_of
+    if planner.memory is None:  # a plan without a memory does not need them by task: group them now
+        grouped: dict[str, list[str]] = {}
+        for job, fact in facts.items():
+            grouped.setdefault(fact.task, []).append(job)
+        jobs_of = {task: tuple(jobs) for task, jobs in grouped.items()}
     return Memory(
         uid=planner.meta.uid,
         generation=planner.meta.generation,
         shape=planner.shape,
         status=settle(result.status, None if planner.memory is None else touched),
         facts=facts,
-        jobs_of=planner.jobs_of,
+        jobs_of=jobs_of,
         latest=planner.latest,
         first_seen=planner.first_seen,
         bases=planner.bases,

@@ -255,12 +255,18 @@ class Planner:
             deadline_at = self._deadline_at()
             if deadline_at is not None and self.now >= deadline_at:
                 return None  # the deadline ends every unfinished task
-        changed = self._changed_tasks(facts, changed_jobs if memory is not None else None)
-        for name in changed:
-            self._index_task(name, facts)
+        if memory is None:
+            changed: set[str] = set()  # every task is decided
+            self._index(facts.values())
+        else:
+            changed = self._changed_tasks(facts, changed_jobs)
+            for name in changed:
+                self.latest.pop(name, None)
+                self.first_seen.pop(name, None)
+            self._index(facts[job] for name in changed for job in self.jobs_of.get(name, ()))
         # Attempts before a manual retry are history: they neither decide the task nor count to its limit.
         self.start_time = (self.prev.start_time if self.prev else None) or self._earliest(facts) or self.now
-        before = self._decide_dirty(changed)
+        decided = self._decide_dirty(changed)
         failfast = self.spec.failure_policy != "ContinueIndependent"
         if memory is not None and failfast and self.phases.get("Failed"):
             return None  # FailFast skips every unfinished task
@@ -270,8 +276,8 @@ class Planner:
         if memory is None:
             self.touched = list(self.graph.order)  # every task was decided
         else:
-            self.touched = sorted({*before, *(c.task for c in creates)}, key=self.shape.position.__getitem__)
-        for name in self.touched:
+            self.touched = sorted({*decided, *(c.task for c in creates)}, key=self.shape.position.__getitem__)
+        for name in self.touched if memory is not None else self.latest:  # no Job, no stop
             stop = self._finished_stop(name)
             if stop is None:
                 self.finished_stops.pop(name, None)
@@ -279,7 +285,7 @@ class Planner:
                 self.finished_stops[name] = stop
         for stop in self.finished_stops.values():
             self.stops[stop.job_name] = stop
-        self.started = self.started or bool(creates) or any(self.states[n].attempts for n in before)
+        self.started = self.started or bool(creates) or any(self.states[n].attempts for n in decided)
         return self._conclude(
             applied, halt, creates, changed=None if memory is None else frozenset(self.touched)
         )
@@ -302,26 +308,28 @@ class Planner:
         elif state.phase == "Ready":
             insort(self.ready, self.shape.ready_key(name))
 
-    def _decide_dirty(self, changed: set[str]) -> dict[str, TaskState | None]:
-        """Decide every task that may have changed, in topological order; return their states before.
+    def _decide_dirty(self, changed: set[str]) -> Collection[str]:
+        """Decide every task that may have changed, in topological order; return the tasks decided.
 
-        Without a memory that is every task. With one: the tasks whose Jobs changed, the volatile ones,
-        and the dependents of a task whose phase changed, transitively; the others keep their state.
+        Without a memory that is every task (and the counts per phase and the Ready tasks are built
+        from their states). With one: the tasks whose Jobs changed, the volatile ones, and the dependents
+        of a task whose phase changed, transitively; the others keep their state.
         """
-        before: dict[str, TaskState | None] = {}
         if self.memory is None:
             for name in self.graph.order:
-                before[name] = None
-                self._set(name, self._decide_based(name))
-            return before
+                self.states[name] = self._decide_based(name)
+            self.phases = Counter(s.phase for s in self.states.values())
+            self.ready = sorted(self.shape.ready_key(n) for n, s in self.states.items() if s.phase == "Ready")
+            return self.graph.order
         dirty = changed | set(self.memory.volatile)
+        decided: list[str] = []
         position = self.shape.position
         heap = [(position[n], n) for n in dirty]
         heapq.heapify(heap)
         while heap:
             _, name = heapq.heappop(heap)
             old = self.states[name]
-            before[name] = old
+            decided.append(name)
             new = self._decide_based(name)
             self._set(name, new)
             if new.phase != old.phase:
@@ -329,7 +337,7 @@ class Planner:
                     if dependent not in dirty:
                         dirty.add(dependent)
                         heapq.heappush(heap, (position[dependent], dependent))
-        return before
+        return decided
 
     def _decide_based(self, name: str) -> TaskState:
         """Decide a task, recording the retry base of a manual retry on it."""
@@ -433,16 +441,11 @@ class Planner:
             self.reset.add(name)
 
     def _changed_tasks(self, facts: Mapping[str, AttemptFact], changed_jobs: Collection[str] | None) -> set[str]:
-        """Return the tasks whose Jobs changed since the memory (without one: every task with a Job).
+        """Return the tasks whose Jobs changed since the memory.
 
         Notes each such task's Jobs in `jobs_of`.
         """
-        if self.memory is None:  # every Job is new: group them by task
-            grouped: dict[str, list[str]] = {}
-            for job, fact in facts.items():
-                grouped.setdefault(fact.task, []).append(job)
-            self.jobs_of = {task: tuple(jobs) for task, jobs in grouped.items()}
-            return {t for t in grouped if t in self.specs}
+        assert self.memory is not None
         old = self.memory.facts
         changed: set[str] = set()
         added: dict[str, list[str]] = {}
@@ -481,28 +484,17 @@ class Planner:
                 self.jobs_of.pop(task, None)
         return {t for t in changed if t in self.specs}
 
-    def _index_task(self, name: str, facts: Mapping[str, AttemptFact]) -> None:
-        """Find a task's latest attempt (after any manual-retry base) and when its first began."""
-        base = self.bases.get(name, 0)
-        latest: AttemptFact | None = None
-        first: datetime | None = None
-        for job in self.jobs_of.get(name, ()):
-            fact = facts[job]
-            if fact.attempt <= base:
+    def _index(self, facts: Iterable[AttemptFact]) -> None:
+        """Keep each task's latest attempt (after any manual-retry base) and when its attempt 1 began."""
+        for fact in facts:
+            task = fact.task
+            if task not in self.specs or fact.attempt <= self.bases.get(task, 0):
                 continue
+            latest = self.latest.get(task)
             if latest is None or fact.attempt >= latest.attempt:
-                latest = fact
-            began = fact.created or fact.start_time
-            if began is not None and fact.attempt == 1:
-                first = began
-        if latest is None:
-            self.latest.pop(name, None)
-        else:
-            self.latest[name] = latest
-        if first is None:
-            self.first_seen.pop(name, None)
-        else:
-            self.first_seen[name] = first
+                self.latest[task] = fact
+            if fact.attempt == 1 and (began := fact.created or fact.start_time) is not None:
+                self.first_seen[task] = began
 
     def _earliest(self, facts: Mapping[str, AttemptFact]) -> datetime | None:
         """Return when the first Job (after any manual-retry base) was created: the TaskJob's start."""
