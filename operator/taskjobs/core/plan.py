@@ -257,13 +257,22 @@ class Planner:
                 return None  # the deadline ends every unfinished task
         if memory is None:
             changed: set[str] = set()  # every task is decided
-            self._index(facts.values())
+            self._index(facts.values(), self.latest, self.first_seen)
         else:
             changed = self._changed_tasks(facts, changed_jobs)
+            latest: dict[str, AttemptFact] = {}
+            first_seen: dict[str, datetime] = {}
+            self._index((facts[job] for name in changed for job in self.jobs_of.get(name, ())), latest, first_seen)
+            # Assigned in place, not popped and added again: a dict with deleted entries copies slowly.
             for name in changed:
-                self.latest.pop(name, None)
-                self.first_seen.pop(name, None)
-            self._index(facts[job] for name in changed for job in self.jobs_of.get(name, ()))
+                if name in latest:
+                    self.latest[name] = latest[name]
+                else:
+                    self.latest.pop(name, None)
+                if name in first_seen:
+                    self.first_seen[name] = first_seen[name]
+                else:
+                    self.first_seen.pop(name, None)
         # Attempts before a manual retry are history: they neither decide the task nor count to its limit.
         self.start_time = (self.prev.start_time if self.prev else None) or self._earliest(facts) or self.now
         decided = self._decide_dirty(changed)
@@ -484,17 +493,19 @@ class Planner:
                 self.jobs_of.pop(task, None)
         return {t for t in changed if t in self.specs}
 
-    def _index(self, facts: Iterable[AttemptFact]) -> None:
-        """Keep each task's latest attempt (after any manual-retry base) and when its attempt 1 began."""
+    def _index(
+        self, facts: Iterable[AttemptFact], latest: dict[str, AttemptFact], first_seen: dict[str, datetime]
+    ) -> None:
+        """Note each task's latest attempt (after any manual-retry base) and when its attempt 1 began."""
         for fact in facts:
             task = fact.task
             if task not in self.specs or fact.attempt <= self.bases.get(task, 0):
                 continue
-            latest = self.latest.get(task)
-            if latest is None or fact.attempt >= latest.attempt:
-                self.latest[task] = fact
+            known = latest.get(task)
+            if known is None or fact.attempt >= known.attempt:
+                latest[task] = fact
             if fact.attempt == 1 and (began := fact.created or fact.start_time) is not None:
-                self.first_seen[task] = began
+                first_seen[task] = began
 
     def _earliest(self, facts: Mapping[str, AttemptFact]) -> datetime | None:
         """Return when the first Job (after any manual-retry base) was created: the TaskJob's start."""
