@@ -1,6 +1,6 @@
 """B2 launch throughput: a 1,000-task fan-out, Jobs created per second by the operator vs a raw client loop.
 
-Both sides create the same Jobs (rendered by `taskjobs.render.render_job` from the same spec) through the
+Both sides create the same Jobs (rendered by `taskjobs.core.render.render_job` from the same spec) through the
 same client stack and rate limit: the raw loop uses the operator's own `Kube` facade (token bucket at
 the operator's --qps, burst 2x, 16 threads) and creates all Jobs at once with asyncio.gather. Rates are
 measured from outside by a watch on Jobs: from the moment the work is handed over (the raw loop starts;
@@ -21,9 +21,9 @@ GOAL_RATIO = 0.80
 
 def raw_loop(cluster: Cluster, n: int, qps: float) -> dict[str, Any]:
     """Create n Jobs with the operator's client facade; return the timings."""
-    from taskjobs.models import TaskJobMeta, TaskJobSpec
-    from taskjobs.render import render_job
-    from taskjobs.resolve import resolve_tasks
+    from taskjobs.core.models import TaskJobMeta, TaskJobSpec
+    from taskjobs.core.render import render_job
+    from taskjobs.core.resolve import resolve_tasks
     from taskjobs.shell.kube import Kube
 
     with cluster.namespace("bench-b2-raw") as ns, JobWatch(cluster, ns) as watch:

@@ -6,7 +6,7 @@ event is timed on its own, with the same functions it calls:
 
   status      TaskJobStatus.model_validate(the last written status)
   facts       Store.facts(key): an AttemptFact per Job (cached per resourceVersion in the store)
-  plan        taskjobs.plan.plan(...)
+  plan        taskjobs.core.plan.plan(...)
   dump        dump_status(new status)
   diff        mergepatch.diff(old status, new status): the patch sent
   validate    validate_taskjob(body): the reconciler caches it per (uid, generation), so it runs once per
@@ -50,10 +50,10 @@ class Synthetic:
     """A half-finished run of one TaskJob in a Store, and the event that one more Job finished."""
 
     def __init__(self, shape: str, n: int) -> None:
-        from taskjobs.dag import build
-        from taskjobs.models import TaskJobMeta, TaskJobSpec
-        from taskjobs.render import render_job
-        from taskjobs.resolve import resolve_tasks
+        from taskjobs.core.dag import build
+        from taskjobs.core.models import TaskJobMeta, TaskJobSpec
+        from taskjobs.core.render import render_job
+        from taskjobs.core.resolve import resolve_tasks
         from taskjobs.shell.store import Store
 
         manifest = taskjob(NAME, shape_tasks(shape, n))
@@ -121,13 +121,13 @@ class Synthetic:
 
     def plan(self, status: Any) -> Any:
         """Return the plan for the store's current facts."""
-        from taskjobs.plan import plan
+        from taskjobs.core.plan import plan
 
         return plan(self.meta, self.spec, status, self.store.facts(self.key), T0 + timedelta(seconds=3))
 
     def prior(self) -> dict[str, Any]:
         """Return the status written before the event (all running tasks shown Running)."""
-        from taskjobs.models import TaskJobStatus, dump_status
+        from taskjobs.core.models import TaskJobStatus, dump_status
 
         status: dict[str, Any] = {}
         for _ in range(2):  # twice: the second plan starts from a written status, as in a live run
@@ -152,9 +152,9 @@ def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 def measure(shape: str, n: int) -> dict[str, Any]:
     """Return the per-step CPU times of one event in an n-task DAG of the shape, and the status sizes."""
-    from taskjobs import mergepatch
-    from taskjobs.models import TaskJobStatus, dump_status
-    from taskjobs.validation import validate_taskjob
+    from taskjobs.core import mergepatch
+    from taskjobs.core.models import TaskJobStatus, dump_status
+    from taskjobs.core.validation import validate_taskjob
 
     syn = Synthetic(shape, n)
     repeat = 3 if syn.n >= 5000 else 7 if syn.n >= 500 else 25
@@ -163,7 +163,7 @@ def measure(shape: str, n: int) -> dict[str, Any]:
     t_status, prior = best(lambda: TaskJobStatus.model_validate(prior_raw), repeat)
     syn.store.facts(syn.key)  # warm the fact cache as a live store's would be, but for the finished Job
     t_facts, facts = best(lambda: syn.store.facts(syn.key), repeat)
-    from taskjobs.plan import plan
+    from taskjobs.core.plan import plan
 
     now = T0 + timedelta(seconds=3)
     t_plan, result = best(lambda: plan(syn.meta, syn.spec, prior, facts, now), repeat)
@@ -194,9 +194,9 @@ def measure_incremental(shape: str, n: int, events: int = 15) -> dict[str, Any]:
     The same steps as the reconciler: the store's fact map and change log, replan from the memory of the
     last plan, the status JSON and patch of the changed tasks. Median over `events` Jobs finishing in turn.
     """
-    from taskjobs.incremental import replan
-    from taskjobs.models import dump_status
-    from taskjobs.statusdelta import dump_changes, patch_changes
+    from taskjobs.core.incremental import replan
+    from taskjobs.core.mergepatch import dump_changes, patch_changes
+    from taskjobs.core.models import dump_status
 
     syn = Synthetic(shape, n)
     now = T0 + timedelta(seconds=3)
@@ -223,14 +223,14 @@ def measure_incremental(shape: str, n: int, events: int = 15) -> dict[str, Any]:
 
 def final_status_bytes(shape: str, n: int) -> int:
     """Return the size of the status once every task succeeded (the largest a successful run writes)."""
-    from taskjobs.models import dump_status
+    from taskjobs.core.models import dump_status
 
     syn = Synthetic(shape, n)
     for task in syn.jobs:
         syn._set(task, finished=True)
     # Tasks never started in the half-finished store: run them to completion too.
-    from taskjobs.render import render_job
-    from taskjobs.resolve import resolve_tasks
+    from taskjobs.core.render import render_job
+    from taskjobs.core.resolve import resolve_tasks
 
     resolved = resolve_tasks(syn.spec)
     for task in resolved:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from .models import TaskJob, TaskJobSpec, TaskJobStatus
+from .core.models import TaskJob, TaskJobSpec, TaskJobStatus
 
 GROUP = "taskjob.dev"
 VERSION = "v1alpha1"

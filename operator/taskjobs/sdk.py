@@ -28,7 +28,7 @@ from typing import Any, Literal, cast
 import yaml
 
 from . import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from .validation import ValidationResult, validate_taskjob
+from .core.validation import ValidationResult, validate_taskjob
 
 RUNNER_IMAGE = "taskjob-runner:0.1.0"
 RUNNER_COMMAND: tuple[str, ...] = ("python", "-m", "taskjob_runner")

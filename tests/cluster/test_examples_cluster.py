@@ -90,3 +90,33 @@ def test_an_output_reaches_the_dependent_as_env_and_in_its_args(
     assert container.args == ["got hello"]
     outputs = taskjobs.core.read_namespaced_config_map("handoff-outputs", taskjobs.ns)
     assert outputs.data["first"] == "hello"
+
+
+def test_an_output_ending_in_newlines_reaches_dependents_as_the_shell_would_substitute_it(
+    operator: OperatorProcess, taskjobs: TaskJobs
+) -> None:
+    # calc -> mid -> use, and use reads calc's output: a reference alone makes a task an input.
+    manifest = {
+        "apiVersion": "taskjob.dev/v1alpha1",
+        "kind": "TaskJob",
+        "metadata": {"name": "echoed"},
+        "spec": {
+            "defaults": {"image": "busybox:1.36"},
+            "tasks": [
+                {"name": "calc", "podTemplate": {"metadata": {"annotations": pod_outcomes(0, message="42\n")}}},
+                {"name": "mid", "dependsOn": ["calc"]},
+                {"name": "use", "dependsOn": ["mid"], "command": ["echo"], "args": ["got {{tasks.calc.output}}"]},
+            ],
+        },
+    }
+    taskjobs.create(manifest)
+    taskjobs.wait_phase("echoed", "Succeeded")
+    use = next(j for j in taskjobs.jobs("echoed") if j.metadata.labels["taskjob.dev/task"] == "use")
+    container = use.spec.template.spec.containers[0]
+    env = {e.name: e.value for e in container.env}
+    assert container.args == ["got 42"]
+    assert env["TASKJOB_INPUT_CALC"] == "42"
+    assert yaml.safe_load(env["TASKJOB_INPUTS"]) == {"calc": "42", "mid": ""}  # mid wrote nothing
+    # The ConfigMap keeps what the task wrote, byte for byte.
+    outputs = taskjobs.core.read_namespaced_config_map("echoed-outputs", taskjobs.ns)
+    assert outputs.data["calc"] == "42\n"

@@ -13,7 +13,7 @@ from kubernetes.client.rest import ApiException
 from operator_harness import ROOT, OperatorProcess, TaskJobs, poll
 from outcomes import pod_outcomes
 
-from taskjobs.observe import attempt_fact
+from taskjobs.core.observe import attempt_fact
 
 pytestmark = pytest.mark.cluster
 

@@ -30,7 +30,7 @@ from kubernetes.client.exceptions import ApiException
 from operator_harness import OperatorProcess, TaskJobs, poll
 from reliability import SEED, SOAK
 
-from taskjobs.validation import validate_taskjob
+from taskjobs.core.validation import validate_taskjob
 
 pytestmark = pytest.mark.cluster
 

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from taskjobs.actions import Plan
-from taskjobs.facts import AttemptFact
-from taskjobs.models import TERMINAL_PHASES, TaskJobMeta, TaskJobSpec, TaskJobStatus, dump_status
-from taskjobs.naming import job_name
-from taskjobs.plan import plan
+from taskjobs.core.actions import Plan
+from taskjobs.core.facts import AttemptFact
+from taskjobs.core.models import TERMINAL_PHASES, TaskJobMeta, TaskJobSpec, TaskJobStatus, dump_status
+from taskjobs.core.naming import job_name
+from taskjobs.core.plan import plan
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 STOP_LATENCY = 1.0  # seconds from a StopJob to the Job reporting Failed

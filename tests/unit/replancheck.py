@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from taskjobs import mergepatch
-from taskjobs.actions import Plan
-from taskjobs.facts import AttemptFact
-from taskjobs.incremental import Memory, replan, settle
-from taskjobs.models import TaskJobMeta, TaskJobSpec, TaskJobStatus, dump_status
-from taskjobs.plan import plan
-from taskjobs.statusdelta import dump_changes, patch_changes
+from taskjobs.core import mergepatch
+from taskjobs.core.actions import Plan
+from taskjobs.core.facts import AttemptFact
+from taskjobs.core.incremental import replan, settle
+from taskjobs.core.mergepatch import dump_changes, patch_changes
+from taskjobs.core.models import TaskJobMeta, TaskJobSpec, TaskJobStatus, dump_status
+from taskjobs.core.plan import Memory, plan
 
 
 def same(incremental: Plan, full: Plan) -> None:

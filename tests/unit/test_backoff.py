@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskjobs.backoff import max_attempts, may_retry, next_retry_time, retry_delay
-from taskjobs.resolve import ResolvedRetry
+from taskjobs.core.backoff import max_attempts, may_retry, next_retry_time, retry_delay
+from taskjobs.core.resolve import ResolvedRetry
 
 DEFAULT = ResolvedRetry()  # limit 3, 10 s, factor 2, cap 300 s
 
@@ -40,6 +40,13 @@ def test_wait_is_delay_times_factor_to_the_n_minus_1_capped(
 def test_next_retry_time_is_the_failure_plus_the_wait() -> None:
     failed_at = datetime(2024, 1, 1, tzinfo=UTC)
     assert next_retry_time(DEFAULT, 2, failed_at) == failed_at + timedelta(seconds=20)
+
+
+def test_after_a_manual_retry_the_wait_counts_afresh_from_the_retry_base() -> None:
+    retry = ResolvedRetry()  # 10s doubling
+    assert [retry_delay(retry, n, retry_base=3) for n in (4, 5, 6)] == [10.0, 20.0, 40.0]
+    failed = datetime(2024, 1, 1, tzinfo=UTC)
+    assert next_retry_time(retry, 4, failed, retry_base=3) == failed + timedelta(seconds=10)
 
 
 def test_a_task_runs_at_most_limit_plus_one_times() -> None:

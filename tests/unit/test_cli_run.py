@@ -32,9 +32,9 @@ from taskjobs.cli.local import (
     build_launch,
     kubelet_expand,
 )
-from taskjobs.models import TaskJob
-from taskjobs.resolve import resolve_tasks
-from taskjobs.validation import validate_taskjob
+from taskjobs.core.models import TaskJob
+from taskjobs.core.resolve import resolve_tasks
+from taskjobs.core.validation import validate_taskjob
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -381,6 +381,46 @@ def test_tasks_get_their_inputs_in_env_and_substituted_into_args_as_in_the_clust
     assert result.outputs["use"] == "done"
 
 
+def test_a_task_gets_the_output_of_a_task_it_references_but_does_not_depend_on_directly(tmp_path: Path) -> None:
+    # a -> b -> c, and c reads a's output: as on the cluster, the reference alone makes a an input of c.
+    taskjob = make_taskjob(
+        [
+            {"name": "a"},
+            {"name": "b", "dependsOn": ["a"]},
+            {"name": "c", "dependsOn": ["b"], "args": ["a={{tasks.a.output}} b={{tasks.b.output}}"]},
+        ]
+    )
+    seen: dict[str, Launch] = {}
+
+    def script(launch: Launch) -> Behaviour:
+        seen[launch.task] = launch
+        return Behaviour(1, output={"a": "AAA", "b": "BBB"}.get(launch.task, "done"))
+
+    run_virtual(taskjob, script, tmp_path)
+    c = seen["c"]
+    assert c.argv == ("work", "a=AAA b=BBB")
+    assert c.env["TASKJOB_INPUT_A"] == "AAA" and c.env["TASKJOB_INPUT_B"] == "BBB"
+    assert json.loads(c.env["TASKJOB_INPUTS"]) == {"a": "AAA", "b": "BBB"}
+
+
+def test_an_output_written_with_echo_reaches_dependents_without_its_trailing_newlines(tmp_path: Path) -> None:
+    taskjob = make_taskjob(
+        [{"name": "calc"}, {"name": "use", "dependsOn": ["calc"], "args": ["got {{tasks.calc.output}}"]}]
+    )
+    seen: dict[str, Launch] = {}
+
+    def script(launch: Launch) -> Behaviour:
+        seen[launch.task] = launch
+        return Behaviour(1, output="42\n\n" if launch.task == "calc" else "done")
+
+    result, _ = run_virtual(taskjob, script, tmp_path)
+    use = seen["use"]
+    assert use.argv == ("work", "got 42")
+    assert use.env["TASKJOB_INPUT_CALC"] == "42"
+    assert json.loads(use.env["TASKJOB_INPUTS"]) == {"calc": "42"}
+    assert result.outputs["calc"] == "42\n\n"  # what the task wrote is kept as written
+
+
 def test_an_output_over_4096_bytes_keeps_its_last_bytes_and_is_reported(tmp_path: Path) -> None:
     taskjob = make_taskjob([{"name": "big"}, {"name": "next", "dependsOn": ["big"]}])
     got: dict[str, str] = {}
@@ -454,6 +494,18 @@ def test_the_etl_example_runs_locally_and_prints_110() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "110\n"
     assert "etl-pipeline Succeeded (4/4)" in done.stderr
+
+
+def test_a_real_echo_output_gives_its_dependent_one_line(tmp_path: Path) -> None:
+    taskjob = make_taskjob(
+        [
+            {"name": "calc", "command": ["sh", "-c", 'echo $((6*7)) > "$TASKJOB_OUTPUT_PATH"']},
+            {"name": "use", "dependsOn": ["calc"], "command": ["echo"], "args": ["got {{tasks.calc.output}}"]},
+        ]
+    )
+    result = LocalExecutor(taskjob, workdir=tmp_path / "work").run()
+    assert result.exit_code == 0
+    assert (tmp_path / "work" / "t-use-1.log").read_text() == "got 42\n"
 
 
 def test_a_real_flaky_task_is_retried_and_each_retry_waits_at_least_its_delay(tmp_path: Path) -> None:

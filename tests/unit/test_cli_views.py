@@ -141,6 +141,19 @@ def test_the_summary_names_the_most_recent_failure() -> None:
     assert s.last_failure == "audit (attempt 4): failed after 4 attempts: exit code 3"
 
 
+def test_the_summary_counts_the_backoff_afresh_after_a_manual_retry_as_the_planner_does() -> None:
+    obj = json.loads(json.dumps(TASKJOB))
+    # After `taskjob retry`, transform's attempt 4 is the first since the retry (retryBase 3): the planner
+    # waited the first delay, 10s, so attempt 4 failed 0s ago. Counted without the base (10·2^3 = 80s)
+    # it would seem to have failed 70s ago, before audit.
+    obj["status"]["tasks"]["transform"] |= {"attempts": 4, "retryBase": 3}
+    obj["status"]["tasks"]["audit"] = {
+        "phase": "Failed", "attempts": 4, "finishTime": ts(30), "exitCode": 3, "message": "failed after 4 attempts",
+    }  # fmt: skip
+    s = views.summary(obj, NOW)
+    assert s.last_failure is not None and s.last_failure.startswith("transform (attempt 4)")
+
+
 # ---------------------------------------------------------------- a fake API server
 
 
@@ -377,6 +390,57 @@ def test_select_pods_keeps_the_requested_attempt() -> None:
 # ---------------------------------------------------------------- errors for humans
 
 
+def two_context_kubeconfig(tmp_path: Path, server: str) -> Path:
+    """A kubeconfig whose current context "ctx" uses namespace team and whose context "other" uses ops."""
+    path = kubeconfig(tmp_path, server)
+    config = json.loads(path.read_text())
+    config["contexts"].append({"name": "other", "context": {"cluster": "c", "user": "u", "namespace": "ops"}})
+    path = tmp_path / "two-contexts"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def namespace_asked(api: FakeApi) -> str:
+    return api.requests[0][1].split("/namespaces/")[1].split("/")[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected_ns"),
+    [
+        (["-n", "demo", "get", "etl"], "demo"),  # kubectl habit: global options before the verb
+        (["--namespace=demo", "get", "etl"], "demo"),
+        (["get", "etl", "-n", "demo"], "demo"),
+        (["-n", "demo", "get", "etl", "-n", "prod"], "prod"),  # the nearer one wins, as in kubectl
+        (["--context", "other", "get", "etl"], "ops"),
+        (["get", "etl", "--context", "other"], "ops"),
+        (["--context", "other", "-n", "demo", "get", "etl"], "demo"),
+    ],
+)
+def test_global_options_work_before_and_after_the_subcommand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], expected_ns: str
+) -> None:
+    with FakeApi(TASKJOB) as api:
+        monkeypatch.setenv("KUBECONFIG", str(two_context_kubeconfig(tmp_path, api.url)))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert namespace_asked(api) == expected_ns
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_kubeconfig_option_overrides_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, before: bool
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with FakeApi(TASKJOB) as api:
+        path = str(kubeconfig(tmp_path, api.url))
+        args = ["--kubeconfig", path, "get", "etl"] if before else ["get", "etl", "--kubeconfig", path]
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert namespace_asked(api) == "team"
+
+
 def test_an_unknown_taskjob_is_one_sentence(invoke: Any) -> None:
     with FakeApi(TASKJOB) as api:
         result = invoke(api, "get", "nope")
@@ -433,6 +497,21 @@ def test_the_operator_command_passes_its_flags_to_the_operator(monkeypatch: pyte
             namespaces=("a", "b"), peering="tj", priority=5, metrics_port=0, log_format="json", client_qps=20.0
         )
     ]
+
+
+def test_a_global_namespace_scopes_the_operator_and_other_cluster_options_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from taskjobs.shell import run as shell_run
+    from taskjobs.shell.options import OperatorOptions
+
+    seen: list[OperatorOptions] = []
+    monkeypatch.setattr(shell_run, "run_operator", seen.append)
+    result = CliRunner().invoke(cli, ["-n", "demo", "operator"])
+    assert result.exit_code == 0, result.output
+    assert [o.namespaces for o in seen] == [("demo",)]
+    refused = CliRunner().invoke(cli, ["--context", "other", "operator"])
+    assert refused.exit_code == 2 and "--context and --kubeconfig apply to the client commands" in refused.stderr
 
 
 def test_logs_follow_on_a_finished_taskjob_prints_every_started_pod_and_ends(invoke: Any) -> None:

@@ -1,37 +1,16 @@
-"""Table tests for the task graph: what may run now, what a failure blocks, and how bad graphs are named."""
+"""Table tests for the task graph: what a failure blocks, and how bad graphs are named (what may run now: test_plan)."""
 
 from __future__ import annotations
 
 import pytest
 
-from taskjobs import dag
+from taskjobs.core import dag
 
 Tasks = list[tuple[str, list[str]]]
 
 DIAMOND: Tasks = [("extract", []), ("left", ["extract"]), ("right", ["extract"]), ("load", ["left", "right"])]
 # Two independent chains and a task depending on both ends.
 TWO_CHAINS: Tasks = [("a1", []), ("b1", []), ("a2", ["a1"]), ("b2", ["b1"]), ("join", ["a2", "b2"])]
-
-
-@pytest.mark.parametrize(
-    ("tasks", "succeeded", "expected"),
-    [
-        pytest.param(DIAMOND, [], ["extract"], id="diamond: only the root"),
-        pytest.param(DIAMOND, ["extract"], ["left", "right"], id="diamond: both middles after the root"),
-        pytest.param(DIAMOND, ["extract", "left"], ["right"], id="diamond: sink waits for both middles"),
-        pytest.param(DIAMOND, ["extract", "left", "right"], ["load"], id="diamond: sink last"),
-        pytest.param(DIAMOND, ["extract", "left", "right", "load"], [], id="diamond: nothing after all done"),
-        pytest.param(TWO_CHAINS, [], ["a1", "b1"], id="independent roots together"),
-        pytest.param(TWO_CHAINS, ["a1"], ["b1", "a2"], id="topological order, not spec order"),
-        pytest.param(TWO_CHAINS, ["a1", "a2", "b1", "b2"], ["join"], id="join after both chains"),
-        pytest.param([("solo", [])], [], ["solo"], id="single task"),
-        pytest.param(DIAMOND, ["ghost"], ["extract"], id="unknown names in the done set are ignored"),
-    ],
-)
-def test_candidates_are_the_tasks_whose_dependencies_all_succeeded(
-    tasks: Tasks, succeeded: list[str], expected: list[str]
-) -> None:
-    assert dag.build(tasks).candidates(succeeded) == expected
 
 
 @pytest.mark.parametrize(
@@ -172,4 +151,4 @@ def test_large_chain_builds_without_recursion() -> None:
     n = 10_000
     graph = dag.build([(f"t{i}", [f"t{i - 1}"] if i else []) for i in range(n)])
     assert graph.order[0] == "t0" and graph.order[-1] == f"t{n - 1}"
-    assert graph.candidates([f"t{i}" for i in range(n - 1)]) == [f"t{n - 1}"]
+    assert graph.deps[f"t{n - 1}"] == (f"t{n - 2}",) and graph.dependents[f"t{n - 2}"] == (f"t{n - 1}",)

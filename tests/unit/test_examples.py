@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
-from taskjobs.render import OUTPUT_REF, input_env_name
-from taskjobs.resolve import resolve_tasks
-from taskjobs.validation import validate_taskjob
+from taskjobs.core.inputs import OUTPUT_REF
+from taskjobs.core.render import input_env_name
+from taskjobs.core.resolve import resolve_tasks
+from taskjobs.core.validation import validate_taskjob
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FILES = sorted(EXAMPLES.glob("*.yaml"))

@@ -9,10 +9,10 @@ from typing import Any
 from plansim import T0, Outcome, scripted, simulate
 from replancheck import Incremental
 
-from taskjobs.facts import AttemptFact
-from taskjobs.incremental import replan
-from taskjobs.models import TaskJobMeta, TaskJobSpec, dump_status
-from taskjobs.plan import plan
+from taskjobs.core.facts import AttemptFact
+from taskjobs.core.incremental import replan
+from taskjobs.core.models import TaskJobMeta, TaskJobSpec, dump_status
+from taskjobs.core.plan import plan
 
 
 def wide(n: int, **extra: Any) -> TaskJobSpec:

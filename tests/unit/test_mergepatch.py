@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from taskjobs.mergepatch import apply, diff
+from taskjobs.core.mergepatch import apply, diff
 
 CASES = [
     ("equal", {"a": 1}, {"a": 1}, {}),

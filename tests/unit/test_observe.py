@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from taskjobs.models import TaskJobMeta, TaskSpec
-from taskjobs.observe import attempt_fact, job_key, parse_time, pod_job_name
-from taskjobs.render import render_job, stop_job_patch
-from taskjobs.resolve import resolve_task
+from taskjobs.core.models import TaskJobMeta, TaskSpec
+from taskjobs.core.observe import attempt_fact, job_key, parse_time, pod_job_name
+from taskjobs.core.render import render_job, stop_job_patch
+from taskjobs.core.resolve import resolve_task
 
 JOB_NAME = "etl-transform-2"
 JOB_UID = "0b6d5f0e-2c3a-4d43-9a53-6f1f2c7b8e11"

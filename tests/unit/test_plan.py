@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from taskjobs.actions import CreateJob, Plan, RetryRequest, StopJob
-from taskjobs.facts import AttemptFact, AttemptPhase
-from taskjobs.models import MAX_MESSAGE, TaskJobMeta, TaskJobSpec, TaskJobStatus, TaskSpec, TaskState, dump_status
-from taskjobs.plan import COMPACT_TASKS, GRACE_SECONDS, plan
+from taskjobs.core.actions import CreateJob, Plan, RetryRequest, StopJob
+from taskjobs.core.facts import AttemptFact, AttemptPhase
+from taskjobs.core.models import MAX_MESSAGE, TaskJobMeta, TaskJobSpec, TaskJobStatus, TaskSpec, TaskState, dump_status
+from taskjobs.core.plan import COMPACT_TASKS, GRACE_SECONDS, plan
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 META = TaskJobMeta(name="tj", generation=3)
@@ -28,6 +28,36 @@ def task(name: str, *deps: str, **fields: Any) -> dict[str, Any]:
 
 def make_spec(*tasks: dict[str, Any] | TaskSpec, **fields: Any) -> TaskJobSpec:
     return TaskJobSpec.model_validate({"tasks": list(tasks), **fields})
+
+
+Tasks = list[tuple[str, list[str]]]
+DIAMOND: Tasks = [("extract", []), ("left", ["extract"]), ("right", ["extract"]), ("load", ["left", "right"])]
+# Two independent chains and a task depending on both ends.
+TWO_CHAINS: Tasks = [("a1", []), ("b1", []), ("a2", ["a1"]), ("b2", ["b1"]), ("join", ["a2", "b2"])]
+
+
+@pytest.mark.parametrize(
+    ("tasks", "succeeded", "expected"),
+    [
+        pytest.param(DIAMOND, [], ["extract"], id="diamond: only the root"),
+        pytest.param(DIAMOND, ["extract"], ["left", "right"], id="diamond: both middles after the root"),
+        pytest.param(DIAMOND, ["extract", "left"], ["right"], id="diamond: sink waits for both middles"),
+        pytest.param(DIAMOND, ["extract", "left", "right"], ["load"], id="diamond: sink last"),
+        pytest.param(DIAMOND, ["extract", "left", "right", "load"], [], id="diamond: nothing after all done"),
+        pytest.param(TWO_CHAINS, [], ["a1", "b1"], id="independent roots together"),
+        pytest.param(TWO_CHAINS, ["a1"], ["b1", "a2"], id="topological order, not spec order"),
+        pytest.param(TWO_CHAINS, ["a1", "a2", "b1", "b2"], ["join"], id="join after both chains"),
+        pytest.param([("solo", [])], [], ["solo"], id="single task"),
+        pytest.param(DIAMOND, ["ghost"], ["extract"], id="unknown names in the done set are ignored"),
+    ],
+)
+def test_the_tasks_started_are_those_whose_dependencies_all_succeeded(
+    tasks: Tasks, succeeded: list[str], expected: list[str]
+) -> None:
+    spec = make_spec(*(task(name, *deps) for name, deps in tasks))
+    done = {name: TaskState(phase="Succeeded", attempts=1) for name in succeeded}
+    status = TaskJobStatus(phase="Running", start_time=T0, tasks=done) if done else None
+    assert [c.task for c in plan(META, spec, status, [], at(1)).create] == expected
 
 
 def fact(

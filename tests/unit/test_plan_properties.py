@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from plansim import T0, Outcome, Run, scripted, simulate
 from replancheck import Incremental
 
-from taskjobs.backoff import is_non_retriable, max_attempts, retry_delay
-from taskjobs.models import TERMINAL_PHASES, TaskJobSpec
-from taskjobs.naming import job_name
-from taskjobs.plan import plan
-from taskjobs.resolve import resolve_tasks
+from taskjobs.core.backoff import is_non_retriable, max_attempts, retry_delay
+from taskjobs.core.models import TERMINAL_PHASES, TaskJobSpec
+from taskjobs.core.naming import job_name
+from taskjobs.core.plan import plan
+from taskjobs.core.resolve import resolve_tasks
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from test_plan import META, at, created, fact, make_spec, phases, run, task, written
 
-from taskjobs.actions import RetryRequest
-from taskjobs.models import TaskJobStatus
-from taskjobs.plan import plan
+from taskjobs.core.actions import RetryRequest
+from taskjobs.core.models import TaskJobStatus
+from taskjobs.core.plan import plan
 
 SPEC = make_spec(
     task("a"), task("bad", "a", retry={"limit": 1}), task("after", "bad"), task("side", "a"),

@@ -13,7 +13,8 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from taskjobs.shell.reconciler import MIN_WRITE_GAP, Reconciler
+from taskjobs.shell.reconciler import Reconciler
+from taskjobs.shell.statuswriter import MIN_WRITE_GAP
 from taskjobs.shell.store import Store
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
@@ -128,7 +129,7 @@ class Operator:
         self.store.on_taskjob(None, taskjob(tasks, chain))
         self.reconciler = Reconciler(self.store, self.kube, self.clock)  # type: ignore[arg-type]
         self.wakes: list[float] = []
-        self.reconciler.wake = lambda key, delay: self.wakes.append(delay)
+        self.reconciler.status.wake = lambda key, delay: self.wakes.append(delay)
 
     async def reconcile(self) -> float | None:
         """Reconcile, and show the new Jobs to the store as the watch would."""
@@ -140,7 +141,7 @@ class Operator:
 
     async def written(self) -> None:
         """Let the write in flight finish."""
-        await self.reconciler._write_in_flight(KEY)
+        await self.reconciler.status.flush(KEY)
 
     def later(self, seconds: float) -> None:
         self.clock.now += timedelta(seconds=seconds)
@@ -193,7 +194,7 @@ async def not_held_up() -> None:
     finish(op.store, op.kube.created[0], op.clock.now)
     await asyncio.wait_for(op.reconcile(), timeout=5)  # creates t1, leaves the write to the background
     assert [j["metadata"]["labels"]["taskjob.dev/task"] for j in op.kube.created] == ["t0", "t1"]
-    assert len(op.kube.patches) == 1 and KEY in op.reconciler.writers  # t0's success is being written
+    assert len(op.kube.patches) == 1 and KEY in op.reconciler.status.writers  # t0's success is being written
 
     op.later(0.5)
     finish(op.store, op.kube.created[1], op.clock.now)
@@ -222,7 +223,7 @@ async def small() -> None:
     finish(op.store, op.kube.created[0], op.clock.now)
     await op.reconcile()
     assert len(op.kube.patches) == 2 and task_states(op.kube.patches[1:]) == {"t0": "Succeeded"}
-    assert not op.reconciler.writers
+    assert not op.reconciler.status.writers
 
 
 def test_a_small_taskjob_is_written_after_every_change_in_the_reconcile() -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient
 
-from taskjobs import naming
-from taskjobs.models import TaskJobMeta, TaskSpec, TaskTemplate
-from taskjobs.render import render_job, stop_job_patch, substitute
-from taskjobs.resolve import ResolvedTask, resolve_task
+from taskjobs.core import naming
+from taskjobs.core.models import TaskJobMeta, TaskSpec, TaskTemplate
+from taskjobs.core.render import render_job, stop_job_patch, substitute
+from taskjobs.core.resolve import ResolvedTask, resolve_task
 
 META = TaskJobMeta(name="etl", namespace="data", uid="6f0c2a4e-9d1b-4c1e-8f57-3a2b1c0d9e8f")
 

@@ -89,3 +89,34 @@ def test_the_echo_of_our_own_status_write_is_recognised() -> None:
     store.remember_write(key, 9, {"phase": "Succeeded"})
     store.on_taskjob("MODIFIED", taskjob(9, {"phase": "Failed"}))  # our patch met someone else's status
     assert not store.echoes_own_write(key)
+
+
+def failed_job(name: str, at: str) -> dict[str, Any]:
+    body = job(name, "a", 1)
+    body["status"] = {
+        "startTime": "2026-11-23T12:00:00Z",
+        "conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy", "lastTransitionTime": at}],
+    }
+    return body
+
+
+def test_a_failure_the_operator_saw_keeps_the_sub_second_time_it_saw_it() -> None:
+    # Kubernetes records whole seconds: a failure at 12:00:05.x reads 12:00:05. Seen at 12:00:05.7, the
+    # attempt ended by then: a 0.5 s backoff counted from 12:00:05 would start the retry early.
+    seen = NOW.replace(second=5, microsecond=700_000)
+    store = Store(clock=lambda: seen)
+    key = store.on_taskjob(None, taskjob(1))
+    store.on_job("MODIFIED", failed_job("tj-a-1", "2026-11-23T12:00:05Z"))
+    assert [f.finish_time for f in store.facts(key)] == [seen]
+
+
+def test_without_a_sighting_within_its_second_a_failure_keeps_the_recorded_time() -> None:
+    recorded = NOW.replace(second=5)
+    later = Store(clock=lambda: NOW.replace(second=9))  # seen late (a lagging watch): its second is unknown
+    key = later.on_taskjob(None, taskjob(1))
+    later.on_job("MODIFIED", failed_job("tj-a-1", "2026-11-23T12:00:05Z"))
+    assert [f.finish_time for f in later.facts(key)] == [recorded]
+    listed = Store(clock=lambda: NOW.replace(second=5, microsecond=700_000))  # a restart lists it: not seen live
+    key = listed.on_taskjob(None, taskjob(1))
+    listed.on_job(None, failed_job("tj-a-1", "2026-11-23T12:00:05Z"))
+    assert [f.finish_time for f in listed.facts(key)] == [recorded]

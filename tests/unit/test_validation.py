@@ -10,10 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taskjobs.validation import (
+from taskjobs.core.validation import (
     Problem,
     ValidationResult,
-    output_references,
     summarize,
     validate_spec,
     validate_taskjob,
@@ -66,7 +65,7 @@ def test_a_valid_manifest_parses_with_its_graph() -> None:
     assert result.ok and result.problems == ()
     assert result.taskjob is not None and result.taskjob.metadata.name == "diamond"
     assert [t.name for t in result.taskjob.spec.tasks] == ["extract", "left", "right", "load"]
-    assert result.graph is not None and result.graph.candidates(["extract"]) == ["left", "right"]
+    assert result.graph is not None and result.graph.order == ("extract", "left", "right", "load")
 
 
 @pytest.mark.parametrize(
@@ -476,21 +475,6 @@ def test_summarize_counts_what_it_leaves_out() -> None:
     problems = [Problem(f"p{i}", "bad") for i in range(5)]
     assert summarize(problems, limit=2) == "p0: bad; p1: bad (and 3 more)"
     assert summarize(problems[:1]) == "p0: bad"
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("{{tasks.a.output}}", ["a"]),
-        ("x={{ tasks.extract.output }} y={{tasks.b-2.output}}", ["extract", "b-2"]),
-        ("{{tasks.a.output}}{{tasks.a.output}}", ["a"]),
-        ("{{\ttasks.a.output\n}}", ["a"]),
-        ("{{tasks.a.outputs}} {{task.a.output}} {tasks.a.output} $(tasks.a.output)", []),
-        ("", []),
-    ],
-)
-def test_output_references(text: str, expected: list[str]) -> None:
-    assert output_references(text) == expected
 
 
 # ---------------------------------------------------------------- never raises

@@ -268,7 +268,7 @@ class Cluster:
                 yield pending.decode("utf-8", errors="replace")
 
 
-def connect(context: str | None = None) -> Cluster:
+def connect(context: str | None = None, kubeconfig: str | None = None) -> Cluster:
     """Return a Cluster for the kubeconfig's current (or given) context, or in-cluster config in a pod."""
     import os
 
@@ -277,14 +277,15 @@ def connect(context: str | None = None) -> Cluster:
 
     config: Any = config_module  # untyped library
     try:
-        if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG") and context is None:
+        in_pod = os.environ.get("KUBERNETES_SERVICE_HOST") and not (os.environ.get("KUBECONFIG") or kubeconfig)
+        if in_pod and context is None:
             config.load_incluster_config()
             cfg = client.Configuration.get_default_copy()
             namespace = _incluster_namespace()
             current = None
         else:
             # Read KUBECONFIG now: the library reads it once, at import.
-            path = os.environ.get("KUBECONFIG") or "~/.kube/config"
+            path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
             cfg = client.Configuration()
             config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
             contexts, active = config.list_kube_config_contexts(config_file=path)
@@ -293,16 +294,17 @@ def connect(context: str | None = None) -> Cluster:
             namespace = (active.get("context") or {}).get("namespace") or "default"
             current = active.get("name")
     except config.ConfigException as exc:
-        raise UserError(_config_problem(exc)) from exc
+        raise UserError(_config_problem(exc, kubeconfig)) from exc
     cfg.retries = 1  # fail fast when the server is down instead of retrying for a minute
     return Cluster(client.ApiClient(cfg), namespace, str(cfg.host), current)
 
 
-def _config_problem(exc: Exception) -> str:
+def _config_problem(exc: Exception, kubeconfig: str | None = None) -> str:
     """Return one sentence on why no kubeconfig could be loaded."""
     import os
 
-    paths = [p for p in (os.environ.get("KUBECONFIG") or "").split(os.pathsep) if p] or ["~/.kube/config"]
+    given = kubeconfig or os.environ.get("KUBECONFIG") or ""
+    paths = [p for p in given.split(os.pathsep) if p] or ["~/.kube/config"]
     shown = os.pathsep.join(paths)
     if not any(os.path.exists(os.path.expanduser(p)) for p in paths):
         return (

@@ -25,13 +25,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
-from .. import naming
-from ..actions import Plan, StopJob
-from ..facts import AttemptFact
-from ..models import TERMINAL_PHASES, TaskJob, TaskJobMeta, TaskJobSpec, TaskJobStatus
-from ..observe import MAX_CONTAINER_MESSAGE
-from ..render import CONTAINER, ENV_OUTPUT_PATH, OUTPUT_PATH, render_job
-from ..resolve import ResolvedTask, resolve_tasks
+from ..core import naming
+from ..core.actions import Plan, StopJob
+from ..core.facts import AttemptFact
+from ..core.inputs import inputs_for
+from ..core.models import TERMINAL_PHASES, TaskJob, TaskJobMeta, TaskJobSpec, TaskJobStatus
+from ..core.observe import MAX_CONTAINER_MESSAGE
+from ..core.render import CONTAINER, ENV_OUTPUT_PATH, OUTPUT_PATH, render_job
+from ..core.resolve import ResolvedTask, resolve_tasks
 
 Runtime = Literal["local", "docker", "podman"]
 RUNTIMES: tuple[Runtime, ...] = ("local", "docker", "podman")
@@ -410,7 +411,7 @@ PlanFn = Callable[[TaskJobMeta, TaskJobSpec, TaskJobStatus | None, Sequence[Atte
 
 
 def _default_plan() -> PlanFn:
-    from ..plan import plan
+    from ..core.plan import plan
 
     return plan
 
@@ -515,11 +516,7 @@ class LocalExecutor:
 
     def _start(self, task_name: str, attempt: int, now: datetime) -> None:
         task = self.tasks[task_name]
-        inputs = {
-            f.task: f.output or ""
-            for f in self._facts.values()
-            if f.phase == "Succeeded" and f.task in task.depends_on
-        }
+        inputs = inputs_for(task, {f.task: f.output or "" for f in self._facts.values() if f.phase == "Succeeded"})
         job_name = naming.job_name(self.meta.name, task_name, attempt)
         output = self.workdir / f"{job_name}.output"
         output.write_bytes(b"")
@@ -706,7 +703,7 @@ class LocalExecutor:
         return {**self.api_object, "status": status.model_dump(by_alias=True, exclude_none=True)}
 
     def _sinks(self) -> tuple[str, ...]:
-        from ..dag import build
+        from ..core.dag import build
 
         graph = build([(t.name, t.depends_on) for t in self.tasks.values()])
         return tuple(name for name in graph.order if not graph.dependents[name])

@@ -16,8 +16,8 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -30,10 +30,10 @@ from rich.live import Live
 from rich.text import Text
 
 from .. import API_VERSION, KIND
+from ..core.models import TERMINAL_PHASES
+from ..core.naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
+from ..core.validation import Problem, validate_taskjob
 from ..dashboard.command import dashboard as dashboard_command
-from ..models import TERMINAL_PHASES
-from ..naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
-from ..validation import Problem, validate_taskjob
 from . import views
 from .kube import UserError
 from .local import RUNTIMES, LocalExecutor, LocalResult, LocalRunError, Runtime
@@ -70,10 +70,12 @@ def _debug(ctx: click.Context) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    """Global options."""
+    """Global options (kubectl's: given before the verb, or after it, where the nearer one wins)."""
 
     debug: bool
-    context: str | None
+    context: str | None = None
+    namespace: str | None = None
+    kubeconfig: str | None = None
 
 
 def _stderr() -> Console:
@@ -170,26 +172,64 @@ def _validated(doc: Document) -> Any:
 # ---------------------------------------------------------------- the group
 
 
+_NAMESPACE_HELP = "Namespace (default: the kubeconfig context's)."
+_CONTEXT_HELP = "kubeconfig context (default: current)."
+_KUBECONFIG_HELP = "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)."
+
+
 @click.group(cls=TaskjobGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, envvar="TASKJOB_DEBUG", help="Show the traceback of errors.")
-@click.option("--context", "kube_context", default=None, metavar="NAME", help="kubeconfig context (default: current).")
+@click.option("-n", "--namespace", default=None, metavar="NS", help=_NAMESPACE_HELP)
+@click.option("--context", "kube_context", default=None, metavar="NAME", help=_CONTEXT_HELP)
+@click.option("--kubeconfig", default=None, metavar="FILE", help=_KUBECONFIG_HELP)
 @click.version_option(package_name="taskjob", prog_name="taskjob")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, kube_context: str | None) -> None:
+def cli(
+    ctx: click.Context, debug: bool, namespace: str | None, kube_context: str | None, kubeconfig: str | None
+) -> None:
     """Run DAGs of tasks as Kubernetes Jobs, or on this machine with `taskjob run`."""
-    ctx.obj = Settings(debug=debug, context=kube_context)
+    ctx.obj = Settings(debug=debug, context=kube_context, namespace=namespace, kubeconfig=kubeconfig)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.find_object(Settings) or Settings(False)
 
 
 def _cluster(ctx: click.Context) -> Any:
     from .kube import connect
 
-    settings: Settings = ctx.find_object(Settings) or Settings(False, None)
-    return connect(settings.context)
+    settings = _settings(ctx)
+    return connect(settings.context, settings.kubeconfig)
 
 
-namespace_option = click.option(
-    "-n", "--namespace", default=None, metavar="NS", help="Namespace (default: the kubeconfig context's)."
-)
+def _override(field: str) -> Any:
+    """Return a callback that lets a subcommand's option replace the global one of the same name."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            settings = _settings(ctx)
+            ctx.obj = replace(settings, context=value) if field == "context" else replace(settings, kubeconfig=value)
+
+    return callback
+
+
+def _namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return value if value is not None else _settings(ctx).namespace
+
+
+def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add kubectl's -n/--namespace, --context and --kubeconfig after the verb (the command gets `namespace`)."""
+    command = click.option(
+        "--kubeconfig", default=None, metavar="FILE", help=_KUBECONFIG_HELP,
+        expose_value=False, is_eager=True, callback=_override("kubeconfig"),
+    )(command)  # fmt: skip
+    command = click.option(
+        "--context", default=None, metavar="NAME", help=_CONTEXT_HELP,
+        expose_value=False, is_eager=True, callback=_override("context"),
+    )(command)  # fmt: skip
+    return click.option("-n", "--namespace", default=None, metavar="NS", help=_NAMESPACE_HELP, callback=_namespace)(
+        command
+    )
 
 
 # ---------------------------------------------------------------- validate
@@ -239,7 +279,7 @@ def validate(files: tuple[str, ...]) -> None:
 @cli.command(short_help="Print the DAG as mermaid or Graphviz dot.")
 @click.argument("source", metavar="FILE|NAME")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
-@namespace_option
+@cluster_options
 @click.pass_context
 def graph(ctx: click.Context, source: str, fmt: str, namespace: str | None) -> None:
     """Print the DAG as a mermaid flowchart or Graphviz dot.
@@ -400,7 +440,7 @@ def _report(console: Console, result: LocalResult, *, quiet: bool, shown_live: b
 
 @cli.command(short_help="Create TaskJobs in the cluster.")
 @click.argument("file", metavar="FILE")
-@namespace_option
+@cluster_options
 @click.option("-w", "--watch", "follow", is_flag=True, help="Then watch it until it finishes.")
 @click.pass_context
 def submit(ctx: click.Context, file: str, namespace: str | None, follow: bool) -> None:
@@ -430,7 +470,7 @@ def submit(ctx: click.Context, file: str, namespace: str | None, follow: bool) -
 
 @cli.command(short_help="Show a TaskJob and its tasks in DAG order.")
 @click.argument("name")
-@namespace_option
+@cluster_options
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default=None, help="Print the object instead.")
 @click.pass_context
 def get(ctx: click.Context, name: str, namespace: str | None, output: str | None) -> None:
@@ -447,7 +487,7 @@ def get(ctx: click.Context, name: str, namespace: str | None, output: str | None
 
 @cli.command(short_help="Show a TaskJob live until it finishes.")
 @click.argument("name")
-@namespace_option
+@cluster_options
 @click.pass_context
 def watch(ctx: click.Context, name: str, namespace: str | None) -> None:
     """Show a TaskJob live (from a watch) until it finishes: exit 0 when it succeeds, 1 when it fails."""
@@ -544,7 +584,7 @@ def select_pods(
 @click.argument("task", required=False)
 @click.option("--attempt", type=click.IntRange(min=1), default=None, help="This attempt (default: the latest).")
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming, including tasks that start later.")
-@namespace_option
+@cluster_options
 @click.pass_context
 def logs(
     ctx: click.Context, name: str, task: str | None, attempt: int | None, follow: bool, namespace: str | None
@@ -682,7 +722,7 @@ def retry_patch(tasks: Sequence[str], requested: bool, nonce: str) -> dict[str, 
 @cli.command(short_help="Re-run failed and skipped tasks.")
 @click.argument("name")
 @click.option("--task", "tasks", multiple=True, metavar="T", help="Retry only this task (repeatable).")
-@namespace_option
+@cluster_options
 @click.option("-w", "--watch", "follow", is_flag=True, help="Then watch it until it finishes.")
 @click.pass_context
 def retry(ctx: click.Context, name: str, tasks: tuple[str, ...], namespace: str | None, follow: bool) -> None:
@@ -720,7 +760,9 @@ def retry(ctx: click.Context, name: str, tasks: tuple[str, ...], namespace: str 
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
 @click.option("--qps", type=click.FloatRange(min=0.1), default=50.0, show_default=True, help="API requests per second.")
+@click.pass_context
 def operator(
+    ctx: click.Context,
     namespaces: tuple[str, ...],
     peering: str | None,
     priority: int,
@@ -738,6 +780,15 @@ def operator(
 ) -> None:
     """Run the operator against the current kubeconfig (all namespaces unless --namespace is given)."""
     from ..shell.options import OperatorOptions
+
+    settings = _settings(ctx)
+    if settings.context or settings.kubeconfig:
+        raise click.UsageError(
+            "taskjob operator uses its pod's service account, else the current context of $KUBECONFIG: "
+            "--context and --kubeconfig apply to the client commands"
+        )
+    if not namespaces and settings.namespace:
+        namespaces = (settings.namespace,)  # `taskjob -n NS operator`: watch that namespace
 
     options = OperatorOptions(
         namespaces=namespaces,

@@ -17,12 +17,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..actions import Plan
-from ..backoff import retry_delay
-from ..dag import DagError, build
-from ..models import TERMINAL_TASK_PHASES, TaskJobStatus, TaskState
-from ..resolve import ResolvedRetry, resolve_tasks
-from ..validation import validate_spec
+from ..core.actions import Plan
+from ..core.backoff import retry_delay
+from ..core.dag import DagError, build
+from ..core.models import TERMINAL_TASK_PHASES, TaskJobStatus, TaskState
+from ..core.resolve import ResolvedRetry, resolve_tasks
+from ..core.validation import validate_spec
 
 TASK_STYLES: dict[str, str] = {
     "Waiting": "dim",
@@ -203,8 +203,8 @@ def summary(obj: Mapping[str, Any], now: datetime) -> Summary:
         if st.phase == "Failed" and st.finish_time is not None:
             failures.append((st.finish_time, name, st))
         elif st.phase == "Retrying" and st.next_retry_time is not None:
-            # The status keeps when the retry starts, not when the attempt failed: take the delay back off.
-            delay = retry_delay(retries[name], st.attempts or 1) if name in retries else 0.0
+            # The status keeps when the retry starts, not when the attempt failed: take the planner's delay off.
+            delay = retry_delay(retries[name], st.attempts or 1, st.retry_base or 0) if name in retries else 0.0
             failures.append((st.next_retry_time - timedelta(seconds=delay), name, st))
         elif st.phase == "Failed":
             failures.append((datetime.min.replace(tzinfo=UTC), name, st))

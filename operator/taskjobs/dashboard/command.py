@@ -33,7 +33,9 @@ def dashboard(ctx: click.Context, namespaces: tuple[str, ...], address: str, por
     from .server import serve
 
     settings = ctx.find_root().obj
-    cluster = connect(getattr(settings, "context", None))
+    cluster = connect(getattr(settings, "context", None), getattr(settings, "kubeconfig", None))
+    if not namespaces and getattr(settings, "namespace", None):
+        namespaces = (settings.namespace,)  # `taskjob -n NS dashboard`, as kubectl users type it
     configuration = cluster.api_client.configuration
     configuration.connection_pool_maxsize = 64  # a thread per watch and per followed log share the pool
     api_client = client.ApiClient(configuration)

@@ -6,7 +6,7 @@ The core's modules may move (into a subpackage); only this file's imports then c
 from __future__ import annotations
 
 from .. import GROUP, KIND, PLURAL, VERSION
-from ..naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
+from ..core.naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
 
 __all__ = [
     "ANNOTATION_RETRY",

@@ -15,8 +15,8 @@ from typing import Any
 import kopf
 
 from .. import GROUP, PLURAL, VERSION
-from ..naming import LABEL_TASKJOB
-from ..validation import validate_taskjob
+from ..core.naming import LABEL_TASKJOB
+from ..core.validation import validate_taskjob
 from .kube import Kube
 from .leadership import PEERING_LIFETIME, PeeringGate
 from .options import OperatorOptions

@@ -29,7 +29,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from .. import GROUP, KIND, PLURAL, VERSION
-from ..naming import LABEL_TASKJOB
+from ..core.naming import LABEL_TASKJOB
 from . import metrics
 from .workqueue import RetryLater
 

@@ -29,7 +29,7 @@ async def serve(options: OperatorOptions, stop_flag: asyncio.Event | None = None
     store = Store()
     reconciler = Reconciler(store, kube)
     queue = WorkQueue(reconciler)
-    reconciler.wake = queue.add_after
+    reconciler.status.wake = queue.add_after
     identity = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
     registry = build_registry(options, store, queue, kube, identity, on_deleted=reconciler.forget)
     if options.metrics_port:

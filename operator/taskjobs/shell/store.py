@@ -8,14 +8,14 @@ watch delivers them neither launches the attempt twice nor exceeds parallelism.
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..facts import AttemptFact
-from ..naming import LABEL_TASKJOB
-from ..observe import attempt_fact, pod_job_name
+from ..core.facts import AttemptFact
+from ..core.naming import LABEL_TASKJOB
+from ..core.observe import attempt_fact, pod_job_name
 
 Key = tuple[str, str]  # (namespace, taskjob name)
 Body = Mapping[str, Any]
@@ -95,6 +95,7 @@ class Store:
     expected: dict[Key, dict[str, AttemptFact]] = field(default_factory=lambda: defaultdict(dict))
     written: dict[Key, Written] = field(default_factory=dict)
     finished_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (ns, job) -> first seen done
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # when a watch event is seen
     # Facts by Job, per TaskJob, kept up to date by Job and pod events (10,000-task DAGs).
     _maps: dict[Key, FactMap] = field(default_factory=dict)
     # Which Jobs of each TaskJob changed, in order of change: Job name -> sequence number of its last change.
@@ -170,7 +171,7 @@ class Store:
             self.jobs[key][name] = slim(body, pod=False)
             self.expected[key].pop(name, None)
             if event_type is not None and _finished(body) and (meta["namespace"], name) not in self.finished_seen:
-                self.finished_seen[(meta["namespace"], name)] = datetime.now(UTC)
+                self.finished_seen[(meta["namespace"], name)] = self.clock()
         return key if self._refresh(key, name) else None
 
     def on_pod(self, event_type: str | None, body: Body) -> Key | None:
@@ -348,7 +349,19 @@ class Store:
             return None
         job_uid = _uid(job)
         pods = [b for b in self.pods.get((key[0], name), {}).values() if _owned_by(b, job_uid)]
-        return attempt_fact(job, pods)
+        return attempt_fact(job, pods, self.finished_seen.get((key[0], name)))
+
+    def recorded_outputs(self, key: Key) -> Mapping[str, str]:
+        """Return the outputs the TaskJob's ConfigMap holds (or was just written to hold), by task."""
+        return self.outputs.get(key, {})
+
+    def record_outputs(self, key: Key, new: Mapping[str, str]) -> None:
+        """Note outputs just written to the TaskJob's ConfigMap, before the watch shows them."""
+        self.outputs.setdefault(key, {}).update(new)
+
+    def finished_at(self, namespace: str, job: str) -> datetime | None:
+        """Return when the watch first showed the Job finished (None: not seen live, e.g. before a restart)."""
+        return self.finished_seen.get((namespace, job))
 
     def outputs_of(self, key: Key, facts: list[AttemptFact]) -> dict[str, str]:
         """Return task outputs: recorded ones, plus any a succeeded pod shows that are not recorded yet."""

@@ -1,7 +1,9 @@
 """The plan: from the spec, the last written status and the observed Jobs, decide what to do now.
 
 Pure: `now` is an argument; no clock, no I/O, no kopf or client. One call is O(tasks + attempts), and
-the same inputs always give the same plan, so a repeated reconcile repeats nothing.
+the same inputs always give the same plan, so a repeated reconcile repeats nothing. The operator plans
+from the `Memory` of its last plan instead, deciding only what a change touches (taskjobs.incremental):
+the same `Planner`, fed fewer tasks.
 
 How each task's state is decided, in topological order:
 
@@ -52,8 +54,13 @@ Events are the difference between the previous status and the new one, so they a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import heapq
+from bisect import bisect_left, insort
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 
 from . import dag
 from .actions import CreateJob, Event, Plan, RetryRequest, StopJob
@@ -69,13 +76,15 @@ from .models import (
 )
 from .naming import job_name
 from .resolve import ResolvedTask, resolve_task
-from .status import Counts, conditions, count, cut, describe, taskjob_phase
+from .status import conditions, count_phases, cut, describe, taskjob_phase
 
 GRACE_SECONDS = 30.0  # a Job just created may take this long to reach the operator's watch
 # How long an attempt whose Job ended waits for its pod's verdict (AttemptFact.awaiting_pod): longer than
 # the shell's 60 s resync, which lists the pods a broken watch missed. Past it the pod is taken as gone.
 POD_VERDICT_WAIT_SECONDS = 90.0
 COMPACT_TASKS = 1000  # above this many tasks, finished tasks record less (see module docstring)
+
+ReadyKey = tuple[int, int, str]  # (-priority, topological position, task): the order tasks start in
 
 _ACTIVE = frozenset({"Pending", "Running"})
 _WAITING = TaskState(phase="Waiting")
@@ -95,7 +104,9 @@ def plan(
     `spec` must be valid (dag.build accepts it); `status` is the last written status (possibly stale,
     or None); `attempts` are the observed Jobs, any number per task; `retry` a manual retry request.
     """
-    return _Planner(meta, spec, status, now).run(attempts, retry)
+    result = Planner(meta, spec, now, status).run({f.job_name: f for f in attempts}, retry)
+    assert result is not None  # only a planner with a memory gives up
+    return result
 
 
 def _plural(n: int, word: str) -> str:
@@ -134,39 +145,89 @@ class SpecShape:
             found = self.resolved[name] = resolve_task(self.specs[name], self.spec.defaults)
         return found
 
+    def ready_key(self, name: str) -> ReadyKey:
+        """Return the order a candidate starts in: highest priority first, then topological order."""
+        return (-self.task(name).priority, self.position[name], name)
 
-class _Planner:
-    """One plan call's working state; `run` is the only entry."""
+
+@dataclass(frozen=True)
+class Memory:
+    """What one plan of a TaskJob leaves for the next (see taskjobs.incremental): enough to decide only what changed."""
+
+    uid: str | None
+    generation: int | None
+    shape: SpecShape
+    status: TaskJobStatus  # settled: as the API server stores it
+    facts: Mapping[str, AttemptFact]  # by Job name, as this plan saw them
+    jobs_of: Mapping[str, tuple[str, ...]]  # task -> names of its Jobs
+    latest: Mapping[str, AttemptFact]  # task -> its latest attempt (after any manual-retry base)
+    first_seen: Mapping[str, datetime]  # task -> when its attempt 1 began
+    bases: Mapping[str, int]  # task -> attempts before its manual retry
+    volatile: frozenset[str]  # tasks whose state the clock alone can change: decided again by every plan
+    ready: tuple[ReadyKey, ...]  # Ready tasks, sorted
+    finished_stops: Mapping[str, StopJob]  # task -> stop for its Job that runs though the task is final
+    phases: Mapping[str, int]  # number of tasks in each phase
+    started: bool
+
+
+def volatile(state: TaskState, fact: AttemptFact | None) -> bool:
+    """Return whether the clock alone can change the task's state, so every plan decides it again."""
+    if state.phase == "Retrying":
+        return True
+    if state.phase != "Running":
+        return False
+    return fact is None or fact.phase != "Running" or fact.attempt < (state.attempts or 0)
+
+
+class Planner:
+    """One plan call's working state; `run` is the only entry.
+
+    Without a memory nothing is known: every task is decided, and the TaskJob-wide rules (deadline,
+    FailFast, a new manual retry) are applied. With the memory of the last plan, only the tasks whose
+    Jobs changed, the volatile ones and the dependents of a task whose phase changed are decided; when a
+    TaskJob-wide rule would touch every task, `run` returns None and the caller plans without the memory.
+    """
 
     def __init__(
         self,
         meta: TaskJobMeta,
         spec: TaskJobSpec,
-        status: TaskJobStatus | None,
         now: datetime,
+        status: TaskJobStatus | None = None,
         shape: SpecShape | None = None,
+        memory: Memory | None = None,
     ) -> None:
         self.meta = meta
         self.spec = spec
-        self.prev = status
         self.now = now
+        self.memory = memory
+        self.prev = memory.status if memory is not None else status
         self.shape = shape if shape is not None and shape.spec is spec else SpecShape(spec)
         self.graph = self.shape.graph
         self.specs = self.shape.specs
-        self.resolved = self.shape.resolved
-        self.prev_tasks: Mapping[str, TaskState] = (status.tasks or {}) if status else {}
+        self.prev_tasks: Mapping[str, TaskState] = (self.prev.tasks or {}) if self.prev else {}
         self.compact = len(self.specs) > COMPACT_TASKS
         self.start_time = now
-        self.latest: dict[str, AttemptFact] = {}
-        self.first_seen: dict[str, datetime] = {}  # when attempt 1 of a task was created, from its Job
-        self.states: dict[str, TaskState] = {}
+        # What the memory knows (empty without one); `states` holds the tasks decided so far.
+        self.states: dict[str, TaskState] = dict(self.prev_tasks) if memory is not None else {}
+        self.latest: dict[str, AttemptFact] = dict(memory.latest) if memory else {}
+        self.first_seen: dict[str, datetime] = dict(memory.first_seen) if memory else {}  # from attempt 1's Job
+        self.jobs_of: dict[str, tuple[str, ...]] = dict(memory.jobs_of) if memory else {}
+        self.phases: Counter[str] = Counter(memory.phases) if memory else Counter()
+        self.ready: list[ReadyKey] = list(memory.ready) if memory else []
+        self.finished_stops: dict[str, StopJob] = dict(memory.finished_stops) if memory else {}
+        self.started = memory.started if memory else False
+        if memory is not None:
+            self.bases = dict(memory.bases)
+        else:
+            self.bases = {n: s.retry_base for n, s in self.prev_tasks.items() if s.retry_base}
+        self.reset: set[str] = set()  # tasks a new manual retry starts again
+        self.touched: list[str] = []  # tasks decided or started by this plan, in topological order
         self.due: list[str] = []  # Retrying tasks whose next attempt may start now
         self.retry_wakeups: list[datetime] = []
         self.wakeups: list[datetime] = []
         self.stops: dict[str, StopJob] = {}
         self.replaced: dict[str, TaskState] = {}  # state of each task created now, before its creation
-        self.bases: dict[str, int] = {n: s.retry_base for n, s in self.prev_tasks.items() if s.retry_base}
-        self.reset: set[str] = set()  # tasks a new manual retry starts again
 
     def task(self, name: str) -> ResolvedTask:
         """Return a task's effective settings."""
@@ -174,24 +235,118 @@ class _Planner:
 
     # ------------------------------------------------------------------ the whole
 
-    def run(self, attempts: Iterable[AttemptFact], retry: RetryRequest | None = None) -> Plan:
-        facts = list(attempts)
-        applied = self.prev.observed_retry if self.prev else None
-        if retry is not None and retry.nonce != applied:
-            self._start_retry(retry, facts)
-            applied = retry.nonce
-        # Attempts before a manual retry are history: they neither decide the task nor count to its limit.
-        earliest = self._index(f for f in facts if f.attempt > self.bases.get(f.task, 0))
-        self.start_time = (self.prev.start_time if self.prev else None) or earliest or self.now
-        for name in self.graph.order:
-            self.states[name] = self._decide_based(name)
-        halt = self._halt()
-        creates = [] if halt or self.spec.suspend else self._create()
-        self._stop_jobs_of_finished_tasks()
+    def run(
+        self,
+        facts: Mapping[str, AttemptFact],
+        retry: RetryRequest | None = None,
+        changed_jobs: Collection[str] | None = None,
+    ) -> Plan | None:
+        """Return the plan for the facts (by Job name), or None when a memory cannot stand in (see class).
 
-        counts = count(self.states.values())
-        started = bool(creates) or any(s.attempts for s in self.states.values())
-        return self._conclude(applied, halt, creates, counts, started, self.graph.order)
+        `changed_jobs`, with a memory, names every Job whose fact may differ from the memory's (None: all
+        are compared).
+        """
+        memory = self.memory
+        applied = self.prev.observed_retry if self.prev else None
+        if memory is None and retry is not None and retry.nonce != applied:
+            self._start_retry(retry, facts.values())
+            applied = retry.nonce
+        if memory is not None:
+            deadline_at = self._deadline_at()
+            if deadline_at is not None and self.now >= deadline_at:
+                return None  # the deadline ends every unfinished task
+        if memory is None:
+            changed: set[str] = set()  # every task is decided
+            self._index(facts.values(), self.latest, self.first_seen)
+        else:
+            changed = self._changed_tasks(facts, changed_jobs)
+            latest: dict[str, AttemptFact] = {}
+            first_seen: dict[str, datetime] = {}
+            self._index((facts[job] for name in changed for job in self.jobs_of.get(name, ())), latest, first_seen)
+            # Assigned in place, not popped and added again: a dict with deleted entries copies slowly.
+            for name in changed:
+                if name in latest:
+                    self.latest[name] = latest[name]
+                else:
+                    self.latest.pop(name, None)
+                if name in first_seen:
+                    self.first_seen[name] = first_seen[name]
+                else:
+                    self.first_seen.pop(name, None)
+        # Attempts before a manual retry are history: they neither decide the task nor count to its limit.
+        self.start_time = (self.prev.start_time if self.prev else None) or self._earliest(facts) or self.now
+        decided = self._decide_dirty(changed)
+        failfast = self.spec.failure_policy != "ContinueIndependent"
+        if memory is not None and failfast and self.phases.get("Failed"):
+            return None  # FailFast skips every unfinished task
+        halt = self._halt() if memory is None else None
+        creates = [] if halt or self.spec.suspend else self._create()
+
+        if memory is None:
+            self.touched = list(self.graph.order)  # every task was decided
+        else:
+            self.touched = sorted({*decided, *(c.task for c in creates)}, key=self.shape.position.__getitem__)
+        for name in self.touched if memory is not None else self.latest:  # no Job, no stop
+            stop = self._finished_stop(name)
+            if stop is None:
+                self.finished_stops.pop(name, None)
+            else:
+                self.finished_stops[name] = stop
+        for stop in self.finished_stops.values():
+            self.stops[stop.job_name] = stop
+        self.started = self.started or bool(creates) or any(self.states[n].attempts for n in decided)
+        return self._conclude(
+            applied, halt, creates, changed=None if memory is None else frozenset(self.touched)
+        )
+
+    def _set(self, name: str, state: TaskState) -> None:
+        """Record a task's new state, keeping the count per phase and the Ready tasks in step."""
+        old = self.states.get(name)
+        self.states[name] = state
+        was = old.phase if old is not None else None
+        if was == state.phase:
+            return
+        if was is not None:
+            self.phases[was] -= 1
+        self.phases[state.phase] += 1
+        if was == "Ready":
+            key = self.shape.ready_key(name)
+            i = bisect_left(self.ready, key)
+            if i < len(self.ready) and self.ready[i] == key:
+                del self.ready[i]
+        elif state.phase == "Ready":
+            insort(self.ready, self.shape.ready_key(name))
+
+    def _decide_dirty(self, changed: set[str]) -> Collection[str]:
+        """Decide every task that may have changed, in topological order; return the tasks decided.
+
+        Without a memory that is every task (and the counts per phase and the Ready tasks are built
+        from their states). With one: the tasks whose Jobs changed, the volatile ones, and the dependents
+        of a task whose phase changed, transitively; the others keep their state.
+        """
+        if self.memory is None:
+            for name in self.graph.order:
+                self.states[name] = self._decide_based(name)
+            self.phases = Counter(s.phase for s in self.states.values())
+            self.ready = sorted(self.shape.ready_key(n) for n, s in self.states.items() if s.phase == "Ready")
+            return self.graph.order
+        dirty = changed | set(self.memory.volatile)
+        decided: list[str] = []
+        position = self.shape.position
+        heap = [(position[n], n) for n in dirty]
+        heapq.heapify(heap)
+        while heap:
+            _, name = heapq.heappop(heap)
+            old = self.states[name]
+            decided.append(name)
+            new = self._decide_based(name)
+            self._set(name, new)
+            if new.phase != old.phase:
+                for dependent in self.graph.dependents[name]:
+                    if dependent not in dirty:
+                        dirty.add(dependent)
+                        heapq.heappush(heap, (position[dependent], dependent))
+        return decided
 
     def _decide_based(self, name: str) -> TaskState:
         """Decide a task, recording the retry base of a manual retry on it."""
@@ -202,21 +357,15 @@ class _Planner:
         return state
 
     def _conclude(
-        self,
-        applied: str | None,
-        halt: str | None,
-        creates: list[CreateJob],
-        counts: Counts,
-        started: bool,
-        touched: Iterable[str],
-        changed: frozenset[str] | None = None,
+        self, applied: str | None, halt: str | None, creates: list[CreateJob], changed: frozenset[str] | None
     ) -> Plan:
         """Return the plan, once every task is decided: the TaskJob's status, wakeup, events and actions.
 
-        `touched` are the tasks (in topological order) whose events are looked for; `changed` those
-        whose state may differ from the previous status (None: any).
+        `changed`: the tasks whose state may differ from the previous status (None: any).
         """
-        phase = taskjob_phase(counts, suspended=bool(self.spec.suspend), started=started)
+        counts = count_phases(self.phases)
+        phase = taskjob_phase(counts, suspended=bool(self.spec.suspend), started=self.started)
+
         final = phase in TERMINAL_PHASES
         failure = self._failure() if final or halt == "failfast" else None
         deadline = self.spec.active_deadline_seconds if halt == "deadline" else None
@@ -277,13 +426,13 @@ class _Planner:
             status=status,
             create=tuple(creates),
             stop=tuple(self.stops.values()),
-            events=tuple(self._events(touched, creates, phase, prev_phase, message)),
+            events=tuple(self._events(self.touched, creates, phase, prev_phase, message)),
             delete_taskjob=delete,
             requeue_after=requeue,
             changed=changed,
         )
 
-    def _start_retry(self, retry: RetryRequest, facts: list[AttemptFact]) -> None:
+    def _start_retry(self, retry: RetryRequest, facts: Iterable[AttemptFact]) -> None:
         """Choose the tasks a manual retry starts again, and record how many attempts each already made."""
         prev = {n: s.phase for n, s in self.prev_tasks.items()}
         if retry.tasks is None:
@@ -300,22 +449,74 @@ class _Planner:
             self.bases[name] = max((state.attempts or 0) if state else 0, observed.get(name, 0))
             self.reset.add(name)
 
-    def _index(self, attempts: Iterable[AttemptFact]) -> datetime | None:
-        """Keep each task's latest attempt and when its first began; return the earliest Job creation."""
-        earliest: datetime | None = None
-        for fact in attempts:
-            if fact.task not in self.specs:
+    def _changed_tasks(self, facts: Mapping[str, AttemptFact], changed_jobs: Collection[str] | None) -> set[str]:
+        """Return the tasks whose Jobs changed since the memory.
+
+        Notes each such task's Jobs in `jobs_of`.
+        """
+        assert self.memory is not None
+        old = self.memory.facts
+        changed: set[str] = set()
+        added: dict[str, list[str]] = {}
+        if changed_jobs is None:
+            new_jobs = 0
+            for job, fact in facts.items():
+                was = old.get(job)
+                if was is not fact:
+                    changed.add(fact.task)
+                    if was is None:
+                        new_jobs += 1
+                        added.setdefault(fact.task, []).append(job)
+                    elif was.task != fact.task:
+                        changed.add(was.task)
+            gone: Collection[str] = old.keys() - facts.keys() if len(old) + new_jobs > len(facts) else ()
+        else:
+            gone = []
+            for job in changed_jobs:
+                before, after = old.get(job), facts.get(job)
+                if before is after:
+                    continue
+                if after is not None:
+                    changed.add(after.task)
+                    if before is None:
+                        added.setdefault(after.task, []).append(job)
+                if before is not None:
+                    changed.add(before.task)
+        for job in gone:
+            changed.add(old[job].task)
+        for task in changed:
+            known = (*self.jobs_of.get(task, ()), *added.get(task, ()))
+            jobs = tuple(j for j in dict.fromkeys(known) if j in facts and facts[j].task == task)
+            if jobs:
+                self.jobs_of[task] = jobs
+            else:
+                self.jobs_of.pop(task, None)
+        return {t for t in changed if t in self.specs}
+
+    def _index(
+        self, facts: Iterable[AttemptFact], latest: dict[str, AttemptFact], first_seen: dict[str, datetime]
+    ) -> None:
+        """Note each task's latest attempt (after any manual-retry base) and when its attempt 1 began."""
+        for fact in facts:
+            task = fact.task
+            if task not in self.specs or fact.attempt <= self.bases.get(task, 0):
                 continue
-            latest = self.latest.get(fact.task)
-            if latest is None or fact.attempt >= latest.attempt:
-                self.latest[fact.task] = fact
-            began = fact.created or fact.start_time
-            if began is not None:
-                if fact.attempt == 1:
-                    self.first_seen[fact.task] = began
-                if earliest is None or began < earliest:
-                    earliest = began
-        return earliest
+            known = latest.get(task)
+            if known is None or fact.attempt >= known.attempt:
+                latest[task] = fact
+            if fact.attempt == 1 and (began := fact.created or fact.start_time) is not None:
+                first_seen[task] = began
+
+    def _earliest(self, facts: Mapping[str, AttemptFact]) -> datetime | None:
+        """Return when the first Job (after any manual-retry base) was created: the TaskJob's start."""
+        times = [
+            began
+            for f in facts.values()
+            if f.task in self.specs and f.attempt > self.bases.get(f.task, 0)
+            and (began := f.created or f.start_time) is not None
+        ]
+        return min(times, default=None)
+
 
     # ------------------------------------------------------------------ one task
 
@@ -488,13 +689,13 @@ class _Planner:
                 reason="NonRetriableExitCode" if is_non_retriable(retry, exit_code) else reason or "Failed",
                 message=cut(text),
             )
-        since_base = attempt - self.bases.get(name, 0)  # backoff, like the limit, counts afresh after a manual retry
+        base = self.bases.get(name, 0)  # backoff, like the limit, counts afresh after a manual retry
         if failed_at is not None:
-            at = next_retry_time(retry, since_base, failed_at)
+            at = next_retry_time(retry, attempt, failed_at, base)
         elif prev is not None and prev.phase == "Retrying" and prev.attempts == attempt and prev.next_retry_time:
             at = prev.next_retry_time  # no time on the Job: keep the recorded one, so it does not slide
         else:
-            at = next_retry_time(retry, since_base, self.now)
+            at = next_retry_time(retry, attempt, self.now, base)
         self._retry_at(name, at)
         return TaskState(
             phase="Retrying",
@@ -574,7 +775,7 @@ class _Planner:
             for name in unfinished:
                 state = self.states[name]
                 if state.phase == "Running":
-                    self.states[name] = TaskState(
+                    self._set(name, TaskState(
                         phase="Failed",
                         attempts=state.attempts,
                         job=state.job,
@@ -582,10 +783,10 @@ class _Planner:
                         finish_time=self.now,
                         reason="DeadlineExceeded",
                         message=f"stopped: {why}",
-                    )
+                    ))  # fmt: skip
                 else:
                     verb = "not retried" if state.phase == "Retrying" else "not started"
-                    self.states[name] = self._skipped("DeadlineExceeded", f"{verb}: {why}", state)
+                    self._set(name, self._skipped("DeadlineExceeded", f"{verb}: {why}", state))
             return "deadline"
         if self.spec.failure_policy != "ContinueIndependent":
             culprit = self._first_failed()
@@ -595,46 +796,31 @@ class _Planner:
                 state = self.states[name]
                 if state.phase != "Running":
                     verb = "not retried" if state.phase == "Retrying" else "not started"
-                    self.states[name] = self._skipped("FailFast", f"{verb}: task {culprit} failed", state)
+                    self._set(name, self._skipped("FailFast", f"{verb}: task {culprit} failed", state))
             return "failfast"
         return None
 
     def _create(self) -> list[CreateJob]:
-        """Turn the best candidates into Running attempts, within parallelism; return the creates."""
-        position = self.shape.position
-        candidates = [n for n in self.graph.order if self.states[n].phase == "Ready"] + self.due
-        if not candidates:
-            return []
-        candidates.sort(key=lambda n: (-self.task(n).priority, position[n]))
+        """Start the best candidates (Ready tasks, Retrying ones due) within parallelism; return the creates."""
+        due = sorted(self.shape.ready_key(n) for n in self.due)
         limit = self.spec.parallelism
-        if limit is not None:
-            running = sum(1 for s in self.states.values() if s.phase == "Running")
-            candidates = candidates[: max(0, limit - running)]
-        return self._launch(candidates)
-
-    def _launch(self, candidates: Iterable[str]) -> list[CreateJob]:
-        """Make each candidate's next attempt Running; return the creates."""
+        room = None if limit is None else max(0, limit - self.phases.get("Running", 0))
+        chosen = [name for _, _, name in islice(heapq.merge(self.ready, due), room)]
         creates: list[CreateJob] = []
-        for name in candidates:
+        for name in chosen:
             old = self.states[name]
             attempt = (old.attempts or 0) + 1
             self.replaced[name] = old
-            self.states[name] = TaskState(
+            self._set(name, TaskState(
                 phase="Running",
                 attempts=attempt,
                 job=self._running_job(name, attempt, job_name(self.meta.name, name, attempt)),
                 start_time=old.start_time or self.now,
                 attempt_start_time=self.now if attempt > 1 else None,
                 retry_base=old.retry_base,
-            )
+            ))  # fmt: skip
             creates.append(CreateJob(task=name, attempt=attempt))
         return creates
-
-    def _stop_jobs_of_finished_tasks(self) -> None:
-        for name in self.latest:
-            stop = self._finished_stop(name)
-            if stop is not None:
-                self.stops[stop.job_name] = stop
 
     def _finished_stop(self, name: str) -> StopJob | None:
         """Return the stop for a task that is final while its latest Job still runs (stopped at the deadline)."""
@@ -689,6 +875,6 @@ class _Planner:
     def _retrying_text(self, name: str, state: TaskState) -> str:
         retry = self.task(name).retry
         attempt = state.attempts or 1
-        delay = _seconds(retry_delay(retry, attempt - self.bases.get(name, 0)))
+        delay = _seconds(retry_delay(retry, attempt, self.bases.get(name, 0)))
         upcoming = f"attempt {attempt + 1} of {max_attempts(retry) + self.bases.get(name, 0)}"
         return cut(f"task {name}: {state.message}; retrying in {delay} ({upcoming})")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import naming
@@ -210,8 +210,24 @@ def _failure(job: Obj, cond: Obj, pod: Obj | None) -> tuple[str | None, str | No
     return "PodFailed", "the task's pod failed; its exit code is no longer available", None
 
 
-def attempt_fact(job: Obj, pods: Sequence[Obj]) -> AttemptFact | None:
-    """Return what `job` and its `pods` say about one task attempt; None if the Job lacks our labels."""
+def finish_time(recorded: datetime | None, seen: datetime | None) -> datetime | None:
+    """Return when an attempt ended, as precisely as known.
+
+    Kubernetes records whole seconds, so an end recorded as 12:00:05 happened in [12:00:05, 12:00:06).
+    When the operator saw it end within that second, the moment it saw it is the latest the end can have
+    been: counting a sub-second backoff from there never starts the retry early. Otherwise (seen late, or
+    not seen live: a restart lists it) the recorded second is all that is known.
+    """
+    if recorded is None or seen is None or not recorded <= seen < recorded + timedelta(seconds=1):
+        return recorded
+    return seen
+
+
+def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None = None) -> AttemptFact | None:
+    """Return what `job` and its `pods` say about one task attempt; None if the Job lacks our labels.
+
+    `seen_finished`: when the operator's watch first showed the Job finished (see finish_time).
+    """
     labels = _mapping(_get(job, "metadata", "labels"))
     task = labels.get(naming.LABEL_TASK)
     attempt = _attempt(labels.get(naming.LABEL_ATTEMPT))
@@ -234,9 +250,8 @@ def attempt_fact(job: Obj, pods: Sequence[Obj]) -> AttemptFact | None:
         "stopping": bool(annotations.get(ANNOTATION_STOP_REASON)),
     }
     if cond is not None:
-        fact["finish_time"] = parse_time(_get(job, "status", "completionTime")) or parse_time(
-            cond.get("lastTransitionTime")
-        )
+        recorded = parse_time(_get(job, "status", "completionTime")) or parse_time(cond.get("lastTransitionTime"))
+        fact["finish_time"] = finish_time(recorded, seen_finished)
     if cond is not None and _awaits_pod(job, cond, pod):
         # Deciding now would lose the exit code (non-retriable codes) or the output: the plan waits.
         fact["awaiting_pod"] = True

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from . import API_VERSION, KIND, naming
+from .. import API_VERSION, KIND
+from . import naming
+from .inputs import OUTPUT_REF
 from .models import TaskJobMeta
 from .resolve import ResolvedTask
 
@@ -29,10 +30,6 @@ ENV_RUN_ID = "TASKJOB_RUN_ID"
 ENV_OUTPUT_PATH = "TASKJOB_OUTPUT_PATH"
 ENV_INPUTS = "TASKJOB_INPUTS"
 ENV_INPUT_PREFIX = "TASKJOB_INPUT_"
-
-# `{{tasks.<name>.output}}`, whitespace inside the braces allowed; group 1 is the task name.
-OUTPUT_REF = re.compile(r"\{\{\s*tasks\.([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.output\s*\}\}")
-
 
 def input_env_name(task: str) -> str:
     """Return the env var that carries `task`'s output: TASKJOB_INPUT_<TASK> (upper case, '-' as '_')."""

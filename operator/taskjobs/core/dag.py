@@ -40,11 +40,6 @@ class Graph:
     dependents: Mapping[str, tuple[str, ...]]  # task -> tasks that depend on it
     order: tuple[str, ...]  # a topological order, stable w.r.t. spec order
 
-    def candidates(self, succeeded: Iterable[str]) -> list[str]:
-        """Return the tasks, in topological order, whose dependencies all succeeded and that have not."""
-        done = set(succeeded)
-        return [t for t in self.order if t not in done and all(d in done for d in self.deps[t])]
-
     def descendants(self, task: str) -> set[str]:
         """Return every task that depends on `task`, directly or transitively."""
         seen: set[str] = set()

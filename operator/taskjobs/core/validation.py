@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from . import dag
+from .inputs import OUTPUT_REF, output_references
 from .models import DNS_LABEL, MAX_TASKS, TaskJob, TaskJobMeta, TaskJobSpec, TaskJobStatus
 
 API_VERSION = "taskjob.dev/v1alpha1"
@@ -27,9 +28,6 @@ MAX_NAME = 63  # the TaskJob name is used in Job names and is a label value on e
 MAX_DEPTH = 100  # deeper input is refused before any recursive walk could hit Python's recursion limit
 TOP_LEVEL_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
 
-# {{tasks.<name>.output}}, whitespace tolerated inside the braces. The name part is loose on purpose:
-# a misspelt or mis-cased name is then reported as an unknown task with a suggestion.
-OUTPUT_REF = re.compile(r"\{\{\s*tasks\.([^.\s{}]+)\.output\s*\}\}")
 # Anything that starts like a reference; those OUTPUT_REF does not match are reported as malformed.
 _REF_LIKE = re.compile(r"\{\{\s*tasks\b[^{}]*\}\}")
 
@@ -61,11 +59,6 @@ class ValidationResult:
     def ok(self) -> bool:
         """Return True when the TaskJob has no problems."""
         return not self.problems
-
-
-def output_references(text: str) -> list[str]:
-    """Return the task names referenced as {{tasks.<name>.output}} in text, in order, without repeats."""
-    return list(dict.fromkeys(m.group(1) for m in OUTPUT_REF.finditer(text)))
 
 
 def summarize(problems: Sequence[Problem], limit: int = 3) -> str:

@@ -1,0 +1,199 @@
+"""How a reconcile's status reaches the API server: at once, after a gap, or in the background.
+
+A status write of a TaskJob of 10,000 tasks costs the API server about 2 s of CPU (validating, decoding
+and encoding ~1 MB; docs/performance.md), so written after every event it starves the Job controller
+that runs the tasks. Above COMPACT_TASKS tasks, status writes are spaced: the next waits WRITE_SPACING
+times as long as the last took, at least MIN_WRITE_GAP seconds. They are also written in the
+background, one at a time per TaskJob, so the next reconcile (creating the next Jobs) need not wait a
+second for the last write to finish. Changes of phase are written at once, in the reconcile.
+
+The writer keeps, per TaskJob, what was last written with the memory of the plan that made it
+(`Remembered`); a reconcile asks it for the `Base` to plan from and hands it the plan to `submit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..core.actions import Plan
+from ..core.mergepatch import dump_changes, patch_changes
+from ..core.models import TERMINAL_PHASES, TaskJobStatus, dump_status
+from ..core.plan import COMPACT_TASKS, Memory
+from .kube import Kube
+from .store import Key, Store, Token
+
+log = logging.getLogger("taskjob.reconciler")
+
+WRITE_SPACING = 2.0
+MIN_WRITE_GAP = 1.0
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """The status JSON last written, the memory of the plan that made it, and the store's change-log point seen.
+
+    `unwritten`: the tasks whose planned state is not written yet (None: any may differ); `write_after`:
+    when the next status write may go (see WRITE_SPACING).
+    """
+
+    raw: dict[str, Any]
+    memory: Memory
+    token: Token
+    unwritten: frozenset[str] | None = frozenset()
+    write_after: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Base:
+    """What a reconcile plans from: the status in force and, if that is the one it wrote, the last plan's memory."""
+
+    raw: dict[str, Any]
+    status: TaskJobStatus | None  # the previous status (the memory's, when there is one)
+    memory: Memory | None  # the last plan's memory, when `raw` is the status that plan wrote
+    kept: Remembered | None  # what was remembered when this base was taken
+    token: Token  # the store's change-log point before this reconcile read the facts
+    changed_jobs: list[str] | None  # the Jobs changed since the memory's plan (None: unknown)
+
+
+class StatusWriter:
+    """Writes each TaskJob's status by the spacing policy, and remembers what it wrote."""
+
+    def __init__(self, store: Store, kube: Kube, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.kube = kube
+        self.now = clock
+        self.remembered: dict[Key, Remembered] = {}
+        self.writers: dict[Key, asyncio.Task[None]] = {}  # the status write in flight, per big TaskJob
+        # Reconcile `key` again after `delay` seconds (the work queue's add_after): a background write that
+        # leaves changes unwritten asks for the next one this way.
+        self.wake: Callable[[Key, float], None] = lambda key, delay: None
+
+    def forget(self, key: Key) -> None:
+        """Drop what is remembered of a TaskJob: its next plan decides every task."""
+        self.remembered.pop(key, None)
+
+    def base(self, key: Key) -> Base:
+        """Return what the next plan of `key` starts from."""
+        raw = self.store.status_of(key) or {}
+        kept = self.remembered.get(key)
+        token = self.store.token(key)
+        # The memory of the last plan stands in for the status only if the status is still the one it wrote.
+        if kept is None or not raw or kept.raw is not raw:
+            status = TaskJobStatus.model_validate(raw) if raw else None
+            return Base(raw, status, None, kept, token, None)
+        return Base(raw, kept.memory.status, kept.memory, kept, token, self.store.changed_since(key, kept.token))
+
+    async def submit(self, key: Key, base: Base, plan: Plan, memory: Memory) -> float | None:
+        """Write (or schedule) the plan's status; return when to reconcile again: the plan's requeue or sooner."""
+        kept, prior_raw = base.kept, base.raw
+        prior = base.status
+        # A change of phase (final ones too) is written at once; other changes may wait for their slot.
+        same_phase = prior is not None and prior.phase == plan.status.phase
+        may_wait = base.memory is not None and kept is not None and same_phase
+        if not may_wait:  # one write at a time: a merge patch landing late would undo this one
+            await self.flush(key)
+        latest = self.remembered.get(key)
+        if latest is not None and latest is not kept and latest.raw is not prior_raw:
+            kept, prior_raw = latest, latest.raw  # a background write landed meanwhile: the new base
+        # What differs from the status last written: this plan's changes and those of plans not written yet.
+        to_write = plan.changed
+        if base.memory is not None and kept is not None:
+            to_write = None if kept.unwritten is None or plan.changed is None else kept.unwritten | plan.changed
+        requeue = plan.requeue_after
+        final = plan.status.phase in TERMINAL_PHASES
+        big = len(plan.status.tasks or ()) > COMPACT_TASKS
+        after = kept.write_after if may_wait and kept is not None else None
+        wait = (after - self.now()).total_seconds() if after is not None else 0.0
+        written: dict[str, Any] | None = prior_raw
+        if may_wait and (wait > 0 or key in self.writers):
+            # The next write carries this plan's changes: when the gap is over, or when the one in flight ends.
+            self.remembered[key] = Remembered(prior_raw, memory, base.token, to_write, after)
+            if wait > 0:
+                requeue = wait if requeue is None else min(requeue, wait)
+        elif may_wait and big:
+            new_raw = dump_changes(prior_raw, plan.status, to_write)
+            self.remembered[key] = Remembered(prior_raw, memory, base.token, to_write, None)
+            self.writers[key] = asyncio.create_task(self._write_behind(key, prior_raw, new_raw, to_write, memory))
+        else:
+            began = self.now()
+            new_raw = dump_changes(prior_raw, plan.status, to_write)
+            written = await self._write(key, prior_raw, new_raw, to_write)
+            if written is not None and not final:
+                after = _next_write(began, self.now()) if big and written is not prior_raw else None
+                self.remembered[key] = Remembered(written, memory, base.token, frozenset(), after)
+        if written is None or final:
+            # A finished TaskJob is rarely planned again (a retry, its TTL): its plan memory (about 50 KB
+            # for 10 tasks) is not kept for that; the next reconcile plans in full.
+            self.forget(key)
+        return requeue
+
+    async def replace(
+        self, key: Key, make: Callable[[dict[str, Any]], TaskJobStatus]
+    ) -> tuple[dict[str, Any], TaskJobStatus]:
+        """Write the whole status `make` builds from the one in force, after any write in flight.
+
+        Return the status replaced (JSON) and the new one.
+        """
+        await self.flush(key)
+        prior_raw = self.store.status_of(key) or {}
+        status = make(prior_raw)
+        await self._write(key, prior_raw, dump_status(status), None)
+        self.forget(key)
+        return prior_raw, status
+
+    async def _write_behind(
+        self, key: Key, base: dict[str, Any], status: dict[str, Any], changed: frozenset[str] | None, memory: Memory
+    ) -> None:
+        """Write a big TaskJob's status in the background; then make it the base of the plans made meanwhile."""
+        began = self.now()
+        try:
+            written = await self._write(key, base, status, changed)
+        except Exception:  # the next reconcile plans in full and writes it all again
+            log.exception("writing the status of TaskJob %s/%s failed", *key, extra=_ctx(key))
+            self.forget(key)
+            self.wake(key, MIN_WRITE_GAP)
+            return
+        finally:
+            self.writers.pop(key, None)
+        after = _next_write(began, self.now())
+        current = self.remembered.get(key)
+        if written is None or current is None or current.raw is not base:
+            return  # the TaskJob is gone, or a reconcile has written since (after waiting for this write)
+        # Plans made during the write may have changed tasks it carried: those stay unwritten (a superset).
+        unwritten = frozenset() if current.memory is memory else current.unwritten
+        self.remembered[key] = replace(current, raw=written, unwritten=unwritten, write_after=after)
+        if unwritten != frozenset():
+            self.wake(key, (after - self.now()).total_seconds())
+
+    async def flush(self, key: Key) -> None:
+        """Wait for the status write in flight for `key`, if any (it handles its own errors)."""
+        writer = self.writers.get(key)
+        if writer is not None:
+            await asyncio.wait([writer])
+
+    async def _write(
+        self, key: Key, prior: dict[str, Any], status: dict[str, Any], changed: frozenset[str] | None
+    ) -> dict[str, Any] | None:
+        """Write the status as a merge patch of its change; return the status now in force (None: unknown)."""
+        patch = patch_changes(prior, status, changed)
+        if not patch:
+            return prior
+        rv = await self.kube.patch_status(key[0], key[1], patch)
+        if rv is None:
+            return None
+        self.store.remember_write(key, rv, status)
+        return status
+
+
+def _next_write(began: datetime, ended: datetime) -> datetime:
+    """Return when a big TaskJob's next status write may go, after one that took from `began` to `ended`."""
+    return ended + timedelta(seconds=max(MIN_WRITE_GAP, WRITE_SPACING * (ended - began).total_seconds()))
+
+
+def _ctx(key: Key) -> dict[str, str]:
+    return {"namespace": key[0], "taskjob": key[1]}
