@@ -86,9 +86,14 @@ if need kwok; then
   build_module_main kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok \
     "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 fi
-if need helm; then
+# helm's default Kubernetes version (what `helm template` assumes without --kube-version) is set by ldflags in
+# its own Makefile; without them it is v1.20 and the chart's kubeVersion (>=1.26) refuses it. We set the
+# testenv's version. The stamp rebuilds a helm cached before this rule (its cache key did not change).
+helm_kube=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+if need helm || [ "$(cat "$bin/helm.kube-minor" 2>/dev/null)" != "$helm_kube" ]; then
   build_module_main helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
-    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$helm_kube -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$helm_kube"
+  echo "$helm_kube" >"$bin/helm.kube-minor"
 fi
 if [ "$build_node" = 1 ]; then
   if need containerd containerd-shim-runc-v2 ctr; then build_containerd; fi

@@ -80,6 +80,13 @@ def render(*sets: str, api_versions: tuple[str, ...] = ()) -> tuple[Obj, ...]:
     return tuple(o for o in yaml.safe_load_all(proc.stdout) if o)
 
 
+def test_helm_template_without_kube_version_assumes_the_testenvs_kubernetes() -> None:
+    # The testenv's helm is built from source: without its Makefile's ldflags it assumed v1.20 and refused the chart.
+    proc = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE)
+    assert proc.returncode == 0, proc.stderr
+    assert "kind: Deployment" in proc.stdout
+
+
 def render_error(*sets: str) -> str:
     """Return helm's error output for values it must reject."""
     args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", kube_version()]
