@@ -258,14 +258,19 @@ class Cluster:
                 # A task may print nothing for a long time: a day of silence before giving up on a follow.
                 _request_timeout=(10, 86400) if follow else REQUEST_TIMEOUT,
             )
-            pending = b""
-            for chunk in resp.stream(4096, decode_content=True):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    yield line.decode("utf-8", errors="replace")
-            if pending:
-                yield pending.decode("utf-8", errors="replace")
+            yield from stream_lines(resp)
+
+
+def stream_lines(resp: Any) -> Iterator[str]:
+    """Yield the text lines of a streamed HTTP response (a line split across chunks arrives whole)."""
+    pending = b""
+    for chunk in resp.stream(4096, decode_content=True):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8", errors="replace")
+    if pending:
+        yield pending.decode("utf-8", errors="replace")
 
 
 def connect(context: str | None = None, kubeconfig: str | None = None) -> Cluster:

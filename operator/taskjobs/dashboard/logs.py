@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..cli.kube import stream_lines
+
 LOG_TAIL_LINES = 1000
 MAX_LOG_STREAMS = 50  # followed logs at once: each holds a thread and a connection to the API server
 OpenLog = Callable[[str, str, str, bool], Any]  # (namespace, pod, container, follow) -> a streaming response
@@ -93,14 +95,7 @@ class LogReader:
     ) -> Iterator[str]:
         resp = self.open_log(namespace, pod, container, follow)
         handle["response"] = resp
-        pending = b""
-        for chunk in resp.stream(4096, decode_content=True):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                yield line.decode("utf-8", errors="replace")
-        if pending:
-            yield pending.decode("utf-8", errors="replace")
+        yield from stream_lines(resp)
 
 
 async def _send(resp: web.StreamResponse, event: str, text: str) -> None:
