@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 from dashboard_harness import SCREENSHOTS, DashboardProcess  # noqa: E402
-from operator_harness import CRD, ROOT, OperatorProcess, TaskJobs, poll  # noqa: E402
+from operator_harness import CRD, OperatorProcess, TaskJobs, poll  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -75,16 +74,10 @@ def screenshot(request: pytest.FixtureRequest, browser: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def taskjob_crd(kubeconfig: str) -> None:
-    """The TaskJob CRD, applied and Established."""
-    run = [str(ROOT / ".testenv" / "bin" / "kubectl"), "--kubeconfig", kubeconfig]
-    apply = [*run, "apply", "--server-side", "--force-conflicts", "-f", str(CRD)]
-    subprocess.run(apply, check=True, capture_output=True)
-    subprocess.run(
-        [*run, "wait", "--for=condition=Established", "--timeout=60s", "crd/taskjobs.taskjob.dev"],
-        check=True,
-        capture_output=True,
-    )
+def taskjob_crd(kubectl: Callable[..., str]) -> None:
+    """The TaskJob CRD, applied and Established (with the testenv's kubectl, wherever TESTENV_DIR puts it)."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskjobs.taskjob.dev")
 
 
 @pytest.fixture

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import re
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from operator_harness import CRD, ROOT, OperatorProcess, TaskJobs
+from operator_harness import CRD, OperatorProcess, TaskJobs
 
 
 @pytest.fixture(scope="session")
-def taskjob_crd(kubeconfig: str) -> None:
-    """The TaskJob CRD, applied and Established."""
-    kubectl_bin = ROOT / ".testenv" / "bin" / "kubectl"
-    run = [str(kubectl_bin), "--kubeconfig", kubeconfig]
-    subprocess.run(
-        [*run, "apply", "--server-side", "--force-conflicts", "-f", str(CRD)], check=True, capture_output=True
-    )
-    subprocess.run(
-        [*run, "wait", "--for=condition=Established", "--timeout=60s", "crd/taskjobs.taskjob.dev"],
-        check=True,
-        capture_output=True,
-    )
+def taskjob_crd(kubectl: Callable[..., str]) -> None:
+    """The TaskJob CRD, applied and Established (with the testenv's kubectl, wherever TESTENV_DIR puts it)."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskjobs.taskjob.dev")
 
 
 @pytest.fixture
