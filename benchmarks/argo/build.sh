@@ -26,6 +26,13 @@ if [ ! -x "$out/bin/workflow-controller" ] || [ ! -x "$out/bin/argoexec" ]; then
   log "building workflow-controller, argoexec $version (cold: ~10 min on 2 cores)"
   start=$(date +%s)
   ld="-s -w -X $module.version=$version"
+  # The repository's workflow/executor/osspecific/signal_linux.go is a symlink to signal_darwin.go, and
+  # module zips leave symlinks out, so argoexec fails with "undefined: Setpgid". The module cache may not
+  # be overlaid, so the build uses a copy of the module source with that file restored.
+  dir=$(go list -m -f '{{.Dir}}' "$module")
+  cp -r "$dir" "$work/argo-src"; chmod -R u+w "$work/argo-src"
+  cp "$work/argo-src/workflow/executor/osspecific/signal_darwin.go" "$work/argo-src/workflow/executor/osspecific/signal_linux.go"
+  go mod edit -replace "$module=./argo-src"
   go build -trimpath -ldflags "$ld" -o "$out/bin/" "$module/cmd/workflow-controller" "$module/cmd/argoexec"
   log "built in $(( $(date +%s) - start )) s"
 fi
