@@ -1,9 +1,9 @@
 """B5 a peer on the same bed: taskjob's operator and Argo Workflows' workflow-controller side by side.
 
 Both run as processes on this machine against the same control plane and the same REAL node (pods in
-plain namespaces, real containers of busybox:1.36 running `true`), one namespace each, in one run. For
-every DAG shape (a chain, a fan-out, a diamond) taskjob runs it first, then Argo, so both see the same
-machine state. Measured from outside both controllers:
+plain namespaces, real containers of busybox:1.36 running `true`), one namespace each, in one run: the
+same DAG shapes (a chain, a fan-out, a diamond) under taskjob, then under Argo as shipped, then under Argo
+with DEFAULT_REQUEUE_TIME=1s (see ARGO_VARIANTS). Measured from outside every controller:
 
 - dependency done -> next pod: a watch on each namespace's pods records, in local receive times, when a
   dependency's task container is first seen terminated and when the dependent task's pod is first seen
