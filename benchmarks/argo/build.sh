@@ -18,8 +18,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 if [ ! -x "$out/bin/workflow-controller" ] || [ ! -x "$out/bin/argoexec" ]; then
-  # A throwaway module that requires Argo: its own go.mod pins every dependency (no replace directives
-  # needed), and `go install pkg@v` would refuse the module's replace lines if any appear later.
+  # A throwaway module that requires Argo, so Argo's go.mod pins the dependencies (MVS) and the build
+  # can point Argo at a patched copy of its source (below), which `go install pkg@v` could not.
   cd "$work"
   go mod init taskjob.dev/bench-argo >/dev/null 2>&1
   go get "$module@$version" >/dev/null
