@@ -1,6 +1,6 @@
 # Each target is a thin call into the real tools; see README.md and docs/testing.md.
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit lint crd testenv testenv-down operator demo deploy bench soak browser dashboard
+.PHONY: help install run test test-unit lint crd testenv testenv-down operator demo deploy bench bench-argo soak browser dashboard
 
 PYTHON ?= python3
 VENV := .venv
@@ -37,6 +37,9 @@ crd: $(STAMP) ## Regenerate the CRD from the models (and the chart's copy)
 
 bench: $(STAMP) ## Benchmarks B1-B4 on a private testenv, ~20 min (docs/performance.md); BENCH_ARGS=--quick
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+bench-argo: $(STAMP) testenv images ## B5: taskjob vs Argo Workflows (built from the Go proxy, bench only) on the real node, ~10 min
+	$(PY) benchmarks/run.py --only B5 --kubeconfig .testenv/kubeconfig $(BENCH_ARGS)
 
 soak: $(STAMP) testenv ## Long reliability run (docs/reliability.md): 50+ operator kills, API faults, 5,000 bad manifests
 	TASKJOB_SOAK=1 $(PY) -m pytest tests/reliability -q

@@ -5,11 +5,14 @@
     python benchmarks/run.py --full          # the issue's sizes run to the end (B4: 1,000 x 10; an hour or more)
     python benchmarks/run.py --only B1,B3    # a subset
     python benchmarks/run.py --kubeconfig .testenv/kubeconfig   # an already running cluster
+    python benchmarks/run.py --only B5 --kubeconfig .testenv/kubeconfig   # taskjob vs Argo on the real node
 
 Without --kubeconfig, a private testenv is started in $TMPDIR/taskjob-bench-testenv (with the controllers'
 client QPS raised, so the Job controller is not the bottleneck) and stopped at the end (--keep-testenv
 keeps it). Figures go to stdout as Markdown; --json also writes them as JSON. Nothing here asserts a
 timing: the tables say which goals were met and by how much others were missed.
+B5 (Argo Workflows side by side, `make bench-argo`) needs the real node of `make testenv`, so it runs only
+when asked for with --only and --kubeconfig.
 """
 
 from __future__ import annotations
@@ -77,7 +80,11 @@ def main() -> int:
     sizes.add_argument("--quick", dest="mode", action="store_const", const="quick", help="smaller sizes")
     sizes.add_argument("--full", dest="mode", action="store_const", const="full", help="full sizes, run to the end")
     parser.set_defaults(mode="default")
-    parser.add_argument("--only", default="B1,B2,B3,B4", help="comma-separated subset of B1,B2,B3,B4")
+    parser.add_argument(
+        "--only",
+        default="B1,B2,B3,B4",
+        help="subset of B1,B2,B3,B4,B5 (B5: --kubeconfig of a testenv with its real node)",
+    )
     parser.add_argument("--kubeconfig", help="use this cluster instead of starting a private testenv")
     parser.add_argument("--testenv-dir", default=str(Path(tempfile.gettempdir()) / "taskjob-bench-testenv"))
     parser.add_argument("--keep-testenv", action="store_true", help="leave the private testenv running")
@@ -122,6 +129,10 @@ def main() -> int:
             import b3_scale
 
             results["B3"] = b3_scale.run(cluster, args.mode, args.scale_qps, args.b3_live)
+        if "B5" in wanted:
+            import b5_argo
+
+            results["B5"] = b5_argo.run(cluster, args.mode, args.qps)
     finally:
         if args.kubeconfig:
             if cluster is not None:
