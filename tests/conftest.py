@@ -181,6 +181,13 @@ def helm(testenv: Testenv) -> Callable[..., str]:
     return testenv.helm
 
 
+@pytest.fixture(scope="session")
+def taskjob_crd(kubectl: Callable[..., str]) -> None:
+    """The TaskJob CRD, applied and Established (with the testenv's kubectl, wherever TESTENV_DIR puts it)."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds" / "taskjob.dev_taskjobs.yaml"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskjobs.taskjob.dev")
+
+
 @pytest.fixture(name="wait_for")
 def wait_for_fixture() -> Callable[..., object]:
     """The `wait_for(predicate, timeout, what)` poll helper."""

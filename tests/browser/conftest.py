@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 from dashboard_harness import SCREENSHOTS, DashboardProcess  # noqa: E402
-from operator_harness import CRD, OperatorProcess, TaskJobs, poll  # noqa: E402
+from operator_harness import OperatorProcess, TaskJobs, poll  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -71,13 +71,6 @@ def screenshot(request: pytest.FixtureRequest, browser: Any) -> Any:
         return path
 
     return take
-
-
-@pytest.fixture(scope="session")
-def taskjob_crd(kubectl: Callable[..., str]) -> None:
-    """The TaskJob CRD, applied and Established (with the testenv's kubectl, wherever TESTENV_DIR puts it)."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskjobs.taskjob.dev")
 
 
 @pytest.fixture

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from operator_harness import CRD, OperatorProcess, TaskJobs
-
-
-@pytest.fixture(scope="session")
-def taskjob_crd(kubectl: Callable[..., str]) -> None:
-    """The TaskJob CRD, applied and Established (with the testenv's kubectl, wherever TESTENV_DIR puts it)."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskjobs.taskjob.dev")
+from operator_harness import OperatorProcess, TaskJobs
 
 
 @pytest.fixture
