@@ -21,13 +21,16 @@ Executing any action twice is harmless: creates are by fixed name, deletes are b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import copy
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
+from .. import API_VERSION
 from .actions import Event
 from .cronmodels import (
+    CRON_KIND,
     DEFAULT_FAILED_HISTORY,
     DEFAULT_SUCCESSFUL_HISTORY,
     ActiveRef,
@@ -273,3 +276,60 @@ def invalid_cron_status(
         conditions=[Condition(type="Valid", status="False", reason="InvalidSpec", message=message,
                               last_transition_time=since, observed_generation=generation)],
     )
+
+
+# ---------------------------------------------------------------- children: TaskJob manifests and facts
+
+
+def render_child(cron: Mapping[str, Any], create: CreateChild) -> dict[str, Any]:
+    """Return the TaskJob manifest for one scheduled time: the template as written, labelled and owned."""
+    meta = cron["metadata"]
+    template = cron["spec"]["taskJobTemplate"]
+    template_meta = template.get("metadata") or {}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TaskJob",
+        "metadata": {
+            "name": create.name,
+            "namespace": meta["namespace"],
+            "labels": {**(template_meta.get("labels") or {}), LABEL_CRON: meta["name"]},
+            "annotations": {**(template_meta.get("annotations") or {}),
+                            ANNOTATION_SCHEDULED: _show(create.scheduled_time)},
+            "ownerReferences": [{
+                "apiVersion": API_VERSION,
+                "kind": CRON_KIND,
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": copy.deepcopy(dict(template["spec"])),
+    }
+
+
+def child_fact(cron_name: str, body: Mapping[str, Any]) -> Child:
+    """Return what the plan needs of a TaskJob this CronTaskJob created."""
+    meta = body["metadata"]
+    status = body.get("status") or {}
+    scheduled = _parse_time((meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED))
+    suffix = meta["name"][len(cron_name) + 1:]
+    if scheduled is None and meta["name"].startswith(cron_name + "-") and suffix.isdigit():
+        scheduled = datetime.fromtimestamp(int(suffix) * 60, UTC)  # the annotation was removed: the name says it
+    return Child(
+        name=meta["name"],
+        uid=meta.get("uid", ""),
+        phase=status.get("phase") or "Pending",
+        scheduled_time=scheduled,
+        completion_time=_parse_time(status.get("completionTime")),
+    )
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
