@@ -95,6 +95,8 @@ class CronController:
         ours = [b for b in listed if any(r.get("uid") == uid for r in b["metadata"].get("ownerReferences") or ())]
         plan = plan_cron(result.cron, [child_fact(key.name, b) for b in ours], now)
         await self._execute(key, body, plan)
+        log.debug("reconciled CronTaskJob %s/%s: %d of its TaskJobs exist; next run %s", key.namespace, key.name,
+                  len(ours), plan.status.next_schedule_time.isoformat() if plan.status.next_schedule_time else "none")
         return plan.requeue_after
 
     async def _execute(self, key: CronKey, body: Mapping[str, Any], plan: CronPlan) -> None:
