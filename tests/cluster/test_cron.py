@@ -8,8 +8,10 @@ writes it), and the operator then starts.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -191,6 +193,15 @@ def test_the_nightly_report_example_runs_its_missed_night_to_success(
         poll(lambda: crons.phases("nightly-report")[name] == "Succeeded", 60, f"{name} to succeed")
         taskjob = crons.api.get_namespaced_custom_object(GROUP, VERSION, namespace, TASKJOBS, name)
         assert taskjob["status"]["progress"] == "3/3"
+
+        # `taskjob get ctj/NAME`, as a user types it.
+        view = subprocess.run(
+            [sys.executable, "-m", "taskjobs.cli.main", "get", "ctj/nightly-report", "-n", namespace],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "KUBECONFIG": kubeconfig, "COLUMNS": "200"},
+        )
+        assert view.returncode == 0, view.stderr
+        assert "0 2 * * * (Europe/Berlin)" in view.stdout
+        assert re.search(rf"^{name}\s+\S+Z\s+Succeeded\s+3/3", view.stdout, re.M), view.stdout
     finally:
         op.stop()
 

@@ -61,3 +61,28 @@ def test_run_of_an_invalid_crontaskjob_lists_its_problems(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "the CronTaskJob is invalid" in result.output
     assert "spec.schedule: bad hour in '0 25 * * *'" in result.output
+
+
+def test_get_view_shows_the_schedule_and_the_runs_newest_first() -> None:
+    from rich.console import Console
+
+    from taskjobs.cli.cron import cron_name, cron_view
+
+    assert (cron_name("ctj/nightly"), cron_name("crontaskjob/nightly"), cron_name("nightly")) == (
+        "nightly", "nightly", None)
+    cron = {"metadata": {"name": "nightly", "namespace": "team"},
+            "spec": {"schedule": "0 2 * * *", "timeZone": "Europe/Berlin", "concurrencyPolicy": "Forbid"},
+            "status": {"lastScheduleTime": "2026-11-29T01:00:00Z", "nextScheduleTime": "2026-11-30T01:00:00Z"}}
+
+    def run(minutes: int, when: str, phase: str) -> dict[str, object]:
+        return {"metadata": {"name": f"nightly-{minutes}", "annotations": {"taskjob.dev/scheduled-time": when}},
+                "status": {"phase": phase, "progress": "3/3"}}
+
+    console = Console(width=120, record=True)
+    console.print(cron_view(cron, [run(1, "2026-11-28T01:00:00Z", "Succeeded"),
+                                   run(2, "2026-11-29T01:00:00Z", "Running")]))
+    text = console.export_text()
+    assert "Schedule:      0 2 * * * (Europe/Berlin)" in text and "Next:          2026-11-30T01:00:00Z" in text
+    rows = [line.split() for line in text.splitlines() if line.startswith("nightly-")]
+    assert rows == [["nightly-2", "2026-11-29T01:00:00Z", "Running", "3/3"],
+                    ["nightly-1", "2026-11-28T01:00:00Z", "Succeeded", "3/3"]]

@@ -216,3 +216,17 @@ def test_conditions_keep_their_transition_time_while_unchanged() -> None:
     first = plan_cron(cron(), [], at(0.5))
     later = plan_cron(cron(first.status.model_dump(by_alias=True)), [child(0)], at(1.5))
     assert [c.last_transition_time for c in later.status.conditions or ()] == [at(0.5)] * 3
+
+
+def test_an_invalid_cron_keeps_its_history_and_says_why() -> None:
+    from taskjobs.core.cron import invalid_cron_status
+
+    prior = plan_cron(cron(), [], at(0.5)).status
+    first = invalid_cron_status(["spec.schedule: bad minute in '61 * * * *'"], 3, prior, at(1))
+    assert first.message == "invalid CronTaskJob: spec.schedule: bad minute in '61 * * * *'"
+    assert first.last_schedule_time == at(0) and first.next_schedule_time is None
+    [valid] = first.conditions or []
+    assert (valid.type, valid.status, valid.reason, valid.last_transition_time) == ("Valid", "False", "InvalidSpec",
+                                                                                    at(1))
+    again = invalid_cron_status(["spec.schedule: bad minute in '61 * * * *'"], 3, first, at(2))
+    assert (again.conditions or [])[0].last_transition_time == at(1)

@@ -1,12 +1,17 @@
-"""CronTaskJob manifests in the CLI: `taskjob validate` checks them, `taskjob run` runs their template once."""
+"""CronTaskJobs in the CLI: `taskjob validate` checks them, `taskjob run` runs their template once, and
+`taskjob get ctj/NAME` shows one with its runs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
 from .. import API_VERSION, KIND
-from ..core.cron import LABEL_CRON
+from ..core.cron import ANNOTATION_SCHEDULED, LABEL_CRON
 from ..core.cronmodels import CRON_KIND
 from ..core.cronvalidation import validate_crontaskjob
 from .kube import UserError
@@ -48,3 +53,42 @@ def template_taskjob(cron: Mapping[str, Any], where: str) -> dict[str, Any]:
         },
         "spec": template["spec"],
     }
+
+
+# ---------------------------------------------------------------- taskjob get ctj/NAME
+
+CRON_PREFIXES = ("crontaskjob/", "crontaskjobs/", "ctj/")
+
+
+def cron_name(argument: str) -> str | None:
+    """Return NAME when `taskjob get` was given crontaskjob/NAME (or ctj/NAME), else None."""
+    for prefix in CRON_PREFIXES:
+        if argument.startswith(prefix):
+            return argument[len(prefix):]
+    return None
+
+
+def cron_view(cron: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> RenderableType:
+    """Return the view of a CronTaskJob: its schedule and state, then its runs, newest first."""
+    spec, status, meta = cron.get("spec") or {}, cron.get("status") or {}, cron["metadata"]
+    lines = [
+        f"Name:          {meta.get('namespace', '')}/{meta['name']}",
+        f"Schedule:      {spec.get('schedule', '')} ({spec.get('timeZone') or 'Etc/UTC'})"
+        + ("  SUSPENDED" if spec.get("suspend") else ""),
+        f"Concurrency:   {spec.get('concurrencyPolicy') or 'Allow'}",
+        f"Last schedule: {status.get('lastScheduleTime', '-')}",
+        f"Last success:  {status.get('lastSuccessfulTime', '-')}",
+        f"Next:          {status.get('nextScheduleTime', '-')}",
+    ]
+    if status.get("message"):
+        lines.append(f"Message:       {status['message']}")
+    table = Table(box=None, pad_edge=False)
+    for column in ("RUN", "SCHEDULED", "PHASE", "PROGRESS"):
+        table.add_column(column)
+    ordered = sorted(runs, key=lambda r: (r["metadata"].get("annotations") or {}).get(ANNOTATION_SCHEDULED, ""),
+                     reverse=True)
+    for run in ordered:
+        run_status = run.get("status") or {}
+        table.add_row(run["metadata"]["name"], (run["metadata"].get("annotations") or {}).get(ANNOTATION_SCHEDULED, ""),
+                      run_status.get("phase", "Pending"), run_status.get("progress", ""))
+    return Group(Text("\n".join(lines)), Text(""), table if runs else Text("no runs kept"))

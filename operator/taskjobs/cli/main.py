@@ -36,7 +36,7 @@ from ..core.naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMP
 from ..core.validation import Problem, validate_taskjob
 from ..dashboard.command import dashboard as dashboard_command
 from . import views
-from .cron import cron_of_template, is_cron, template_taskjob
+from .cron import cron_name, cron_of_template, cron_view, is_cron, template_taskjob
 from .kube import UserError
 from .local import RUNTIMES, LocalExecutor, LocalResult, LocalRunError, Runtime
 
@@ -493,13 +493,23 @@ def submit(ctx: click.Context, file: str, namespace: str | None, follow: bool) -
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default=None, help="Print the object instead.")
 @click.pass_context
 def get(ctx: click.Context, name: str, namespace: str | None, output: str | None) -> None:
-    """Show a TaskJob: phase, progress, times, message, and its tasks in DAG order (like `argo get`)."""
+    """Show a TaskJob: phase, progress, times, message, and its tasks in DAG order (like `argo get`).
+
+    `ctj/NAME` (or `crontaskjob/NAME`) shows a CronTaskJob: its schedule, last and next times, and its runs.
+    """
     cluster = _cluster(ctx)
-    obj = cluster.get(namespace or cluster.namespace, name)
+    cron = cron_name(name)
+    runs: list[dict[str, Any]] = []
+    if cron is not None:
+        obj, runs = cluster.get_cron(namespace or cluster.namespace, cron)
+    else:
+        obj = cluster.get(namespace or cluster.namespace, name)
     if output == "json":
         click.echo(json.dumps(obj, indent=2))
     elif output == "yaml":
         click.echo(yaml.safe_dump(obj, sort_keys=False), nl=False)
+    elif cron is not None:
+        Console(highlight=False).print(cron_view(obj, runs))
     else:
         Console(highlight=False).print(views.taskjob_view(obj, datetime.now(UTC)))
 
