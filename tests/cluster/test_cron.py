@@ -266,3 +266,16 @@ def test_apply_of_a_bad_schedule_is_rejected_naming_the_fields(
     # 03:00 in Berlin is 01:00 or 02:00 UTC, depending on daylight saving time.
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT0[12]:00:00Z", status), status
     assert datetime.fromisoformat(status.replace("Z", "+00:00")) - datetime.now(UTC) < timedelta(days=1)
+
+
+def test_the_sdk_creates_a_crontaskjob_the_api_server_accepts(crons: Crons, namespace: str, api_client: Any) -> None:
+    from taskjobs.cronsdk import Cron
+    from taskjobs.sdk import DAG, Task
+
+    with DAG("ignored", defaults={"image": "busybox:1.36"}) as dag:
+        Task("a") >> Task("b")
+    created = Cron("from-python", dag, schedule="@daily", time_zone="Asia/Tokyo").create(namespace, api_client)
+    assert created["metadata"]["uid"]
+    stored = crons.get("from-python")
+    assert stored["spec"]["schedule"] == "@daily" and stored["spec"]["timeZone"] == "Asia/Tokyo"
+    assert [t["name"] for t in stored["spec"]["taskJobTemplate"]["spec"]["tasks"]] == ["a", "b"]
