@@ -93,8 +93,10 @@ OUTAGES = [
     Outage("missed three: only the latest starts", {}, 0, 3.5, 3, ["SuccessfulCreate"]),
     Outage("hourly, down 5 h: the latest hour only", {"schedule": "0 * * * *"}, 0, 301, 300, ["SuccessfulCreate"]),
     Outage("within the deadline", {"startingDeadlineSeconds": 60}, 0, 3.5, 3, ["SuccessfulCreate"]),
-    Outage("past the deadline: skipped, no warning spam of old times", {"schedule": "0 * * * *",
-           "startingDeadlineSeconds": 300}, 0, 90, None, []),
+    Outage("past the deadline: skipped with a warning", {"schedule": "0 * * * *",
+           "startingDeadlineSeconds": 300}, 0, 90, None, ["MissSchedule"]),
+    Outage("past the deadline, a later time due: it starts", {"schedule": "*/30 * * * *",
+           "startingDeadlineSeconds": 300}, 0, 92, 90, ["SuccessfulCreate"]),
     Outage("more than 100 missed: warn, still start the latest", {}, 0, 150.5, 150,
            ["TooManyMissedTimes", "SuccessfulCreate"]),
     Outage("a deadline bounds the count: no warning", {"startingDeadlineSeconds": 600}, 0, 150.5, 150,
@@ -132,6 +134,9 @@ def test_a_late_missed_time_past_its_deadline_warns() -> None:
     plan = plan_cron(cron({"lastScheduleTime": at(-1)}, startingDeadlineSeconds=30, concurrencyPolicy="Forbid"),
                      [child(-1, "Succeeded", done=0.75)], at(0) + timedelta(seconds=50))
     assert plan.create is None
+    assert [(e.reason, e.message) for e in plan.events] == [
+        ("MissSchedule", "missed the scheduled time 2026-05-01T12:00:00Z: it could not start within "
+         "startingDeadlineSeconds")]
 
 
 def test_forbid_holds_back_while_one_is_active_then_starts_late() -> None:

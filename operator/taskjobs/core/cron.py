@@ -110,10 +110,19 @@ def plan_cron(cron: CronTaskJob, children: Sequence[Child], now: datetime) -> Cr
     replaced: list[DeleteChild] = []
     missed_many = False
     if not spec.suspend:
-        earliest = last or meta.creation_timestamp or now
+        since = last or meta.creation_timestamp or now
+        earliest = since
         if spec.starting_deadline_seconds is not None:
-            earliest = max(earliest, now - timedelta(seconds=spec.starting_deadline_seconds))
+            earliest = max(since, now - timedelta(seconds=spec.starting_deadline_seconds))
         scheduled, missed = most_recent(schedule, earliest, now)
+        if scheduled is None and earliest > since:
+            # Nothing starts now, and the deadline dropped a time (the operator was down, or Forbid held
+            # it back): say so, or the skipped run would go unnoticed.
+            dropped, _ = most_recent(schedule, since, earliest)
+            if dropped is not None:
+                events.append(Event(type="Warning", reason="MissSchedule",
+                                    message=f"missed the scheduled time {_show(dropped)}: it could not start "
+                                    "within startingDeadlineSeconds"))
         if missed > MANY_MISSED:
             missed_many = True
             events.append(Event(
