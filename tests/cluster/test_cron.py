@@ -98,12 +98,14 @@ def scheduled(child: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(child["metadata"]["annotations"]["taskjob.dev/scheduled-time"].replace("Z", "+00:00"))
 
 
-def test_runs_on_schedule_keeps_history_and_forbid_holds_back(
+def test_runs_on_schedule_keeps_history_forbid_holds_back_replace_replaces(
     operator: OperatorProcess, crons: Crons, namespace: str, kubectl: Callable[..., str]
 ) -> None:
-    # Two at once, to wait for the minute boundaries once: one keeps 1 success; one runs 100 s under Forbid.
+    # Three at once, to wait for the minute boundaries once: one keeps 1 success; two run 100 s, under
+    # Forbid and under Replace.
     keeper = crons.create(cron_manifest("keeper", successfulJobsHistoryLimit=1))
     crons.create(cron_manifest("forbid", duration_ms=100_000, concurrencyPolicy="Forbid"))
+    crons.create(cron_manifest("replace", duration_ms=100_000, concurrencyPolicy="Replace"))
 
     first = poll(lambda: [n for n, p in crons.phases("keeper").items() if p == "Succeeded"], 75,
                  "keeper's first TaskJob to succeed")[0]
@@ -133,6 +135,14 @@ def test_runs_on_schedule_keeps_history_and_forbid_holds_back(
     runs = crons.children("forbid")
     assert len(runs) == 1 and (runs[0].get("status") or {}).get("phase") == "Running"
     assert crons.get("forbid")["status"]["activeCount"] == 1
+
+    # Replace: the still-running first run was deleted for the second.
+    poll(lambda: "Replaced" in crons.events("replace"), 30, "replace's Replaced event")
+    poll(lambda: len(crons.children("replace")) == 1, 60, "the replaced run to be gone")
+    [second] = crons.children("replace")
+    assert scheduled(second) > when
+    [active] = crons.get("replace")["status"]["active"]
+    assert (active["name"], active["uid"]) == (second["metadata"]["name"], second["metadata"]["uid"])
 
     # Deleting a CronTaskJob deletes its TaskJobs (ownerReferences, the garbage collector).
     crons.delete("forbid")

@@ -103,6 +103,7 @@ class CronController:
         for d in plan.delete_first:
             log.info("deleting TaskJob %s/%s of CronTaskJob %s: %s", key.namespace, d.name, key.name, d.reason)
             await self.kube.delete_taskjob(key.namespace, d.name, d.uid)
+        created: dict[str, Any] | None = None
         if plan.create is not None:
             manifest = render_child(body, plan.create)
             created = await self.kube.create_taskjob(key.namespace, manifest)
@@ -111,7 +112,12 @@ class CronController:
             log.info("%s TaskJob %s/%s for CronTaskJob %s (scheduled %s)",
                      "created" if created else "found existing", key.namespace, plan.create.name, key.name,
                      plan.create.scheduled_time.isoformat())
-        await self._write_status(key, body, plan.status)
+        status = plan.status
+        if plan.create is not None and created is not None and status.active:  # the new run's uid, known now
+            uid = created["metadata"].get("uid")
+            active = [a.model_copy(update={"uid": uid}) if a.name == plan.create.name else a for a in status.active]
+            status = status.model_copy(update={"active": active})
+        await self._write_status(key, body, status)
         for event in plan.events:
             self.kube.post_event(body, event.type, event.reason, event.message)
         for d in plan.delete:
