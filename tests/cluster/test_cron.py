@@ -216,6 +216,18 @@ def test_the_nightly_report_example_runs_its_missed_night_to_success(
         op.stop()
 
 
+def test_without_the_webhook_an_invalid_crontaskjob_says_why_and_creates_nothing(
+    operator: OperatorProcess, crons: Crons
+) -> None:
+    crons.create(cron_manifest("broken", timeZone="Mars/Olympus"))  # the CRD schema cannot know time zones
+    status = poll(lambda: crons.get("broken").get("status"), 30, "the operator to judge it")
+    assert status["message"] == ("invalid CronTaskJob: spec.timeZone: unknown time zone 'Mars/Olympus': use an "
+                                 "IANA name such as Europe/Berlin or Etc/UTC")
+    assert [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == [("Valid", "False", "InvalidSpec")]
+    poll(lambda: "Invalid" in crons.events("broken"), 30, "the Invalid event")
+    assert crons.children("broken") == [] and "nextScheduleTime" not in status
+
+
 BAD_SCHEDULE = """
 apiVersion: taskjob.dev/v1alpha1
 kind: CronTaskJob

@@ -96,12 +96,14 @@ class CronController:
         plan = plan_cron(result.cron, [child_fact(key.name, b) for b in ours], now)
         await self._execute(key, body, plan)
         log.debug("reconciled CronTaskJob %s/%s: %d of its TaskJobs exist; next run %s", key.namespace, key.name,
-                  len(ours), plan.status.next_schedule_time.isoformat() if plan.status.next_schedule_time else "none")
+                  len(ours), plan.status.next_schedule_time.isoformat() if plan.status.next_schedule_time else "none",
+                  extra=_ctx(key))
         return plan.requeue_after
 
     async def _execute(self, key: CronKey, body: Mapping[str, Any], plan: CronPlan) -> None:
         for d in plan.delete_first:
-            log.info("deleting TaskJob %s/%s of CronTaskJob %s: %s", key.namespace, d.name, key.name, d.reason)
+            log.info("deleting TaskJob %s/%s of CronTaskJob %s: %s", key.namespace, d.name, key.name, d.reason,
+                     extra=_ctx(key))
             await self.kube.delete_taskjob(key.namespace, d.name, d.uid)
         created: dict[str, Any] | None = None
         if plan.create is not None:
@@ -111,7 +113,7 @@ class CronController:
                 await self._check_existing(key, body, plan.create.name)
             log.info("%s TaskJob %s/%s for CronTaskJob %s (scheduled %s)",
                      "created" if created else "found existing", key.namespace, plan.create.name, key.name,
-                     plan.create.scheduled_time.isoformat())
+                     plan.create.scheduled_time.isoformat(), extra=_ctx(key))
         status = plan.status
         if plan.create is not None and created is not None and status.active:  # the new run's uid, known now
             uid = created["metadata"].get("uid")
@@ -121,7 +123,8 @@ class CronController:
         for event in plan.events:
             self.kube.post_event(body, event.type, event.reason, event.message)
         for d in plan.delete:
-            log.info("deleting TaskJob %s/%s of CronTaskJob %s: %s", key.namespace, d.name, key.name, d.reason)
+            log.info("deleting TaskJob %s/%s of CronTaskJob %s: %s", key.namespace, d.name, key.name, d.reason,
+                     extra=_ctx(key))
             await self.kube.delete_taskjob(key.namespace, d.name, d.uid)
 
     async def _check_existing(self, key: CronKey, body: Mapping[str, Any], name: str) -> None:
@@ -158,7 +161,7 @@ class CronController:
         was_invalid = any(c.type == "Valid" and c.status == "False" for c in before)
         await self._write_status(key, body, status)
         if not was_invalid:
-            log.warning("CronTaskJob %s/%s is invalid: %s", key.namespace, key.name, status.message)
+            log.warning("CronTaskJob %s/%s is invalid: %s", key.namespace, key.name, status.message, extra=_ctx(key))
             self.kube.post_event(body, "Warning", "Invalid", status.message or "invalid CronTaskJob")
 
     # ---- kopf
@@ -194,3 +197,8 @@ class CronController:
                     raise kopf.AdmissionError(
                         "invalid CronTaskJob: " + "; ".join(str(p) for p in result.problems), code=422
                     )
+
+
+def _ctx(key: CronKey) -> dict[str, str]:
+    """Return the log context of a line about a CronTaskJob (JSON logs carry these as fields)."""
+    return {"namespace": key.namespace, "crontaskjob": key.name}
