@@ -31,9 +31,10 @@ lint: $(STAMP) ## ruff and mypy --strict on the package
 	$(VENV)/bin/ruff check operator/taskjobs tests
 	$(VENV)/bin/mypy operator/taskjobs
 
-crd: $(STAMP) ## Regenerate the CRD from the models (and the chart's copy)
+crd: $(STAMP) ## Regenerate the CRDs from the models (and the chart's copies)
 	$(PY) -m taskjobs.crd --write
-	cp crds/taskjob.dev_taskjobs.yaml charts/taskjob-operator/crds/taskjob.dev_taskjobs.yaml
+	$(PY) -m taskjobs.croncrd --write
+	cp crds/taskjob.dev_taskjobs.yaml crds/taskjob.dev_crontaskjobs.yaml charts/taskjob-operator/crds/
 
 bench: $(STAMP) ## Benchmarks B1-B4 on a private testenv, ~20 min (docs/performance.md); BENCH_ARGS=--quick
 	$(PY) benchmarks/run.py $(BENCH_ARGS)

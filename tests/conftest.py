@@ -183,9 +183,11 @@ def helm(testenv: Testenv) -> Callable[..., str]:
 
 @pytest.fixture(scope="session")
 def taskjob_crd(kubectl: Callable[..., str]) -> None:
-    """The TaskJob CRD, applied and Established (with the testenv's kubectl, wherever TESTENV_DIR puts it)."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds" / "taskjob.dev_taskjobs.yaml"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskjobs.taskjob.dev")
+    """The TaskJob and CronTaskJob CRDs, applied and Established (with the testenv's kubectl, wherever TESTENV_DIR
+    puts it)."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/taskjobs.taskjob.dev",
+            "crd/crontaskjobs.taskjob.dev")
 
 
 @pytest.fixture(name="wait_for")

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "taskjob-operator"
 WEBHOOK_CONFIG = "taskjob.dev"
-CRDS = ("taskjobs.taskjob.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+CRDS = ("taskjobs.taskjob.dev", "crontaskjobs.taskjob.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
 
 pytestmark = pytest.mark.cluster
 
@@ -93,6 +93,9 @@ def test_install_creates_the_operator_and_uninstall_removes_it(
     # What the operator's ServiceAccount may do, anywhere in the cluster: its work, and nothing of Secrets.
     assert can_i(kubectl, account, "create", "jobs.batch", "default")
     assert can_i(kubectl, account, "patch", "taskjobs.taskjob.dev", "default", subresource="status")
+    assert can_i(kubectl, account, "create", "taskjobs.taskjob.dev", "default")  # CronTaskJobs' runs
+    assert can_i(kubectl, account, "patch", "crontaskjobs.taskjob.dev", "default", subresource="status")
+    assert not can_i(kubectl, account, "patch", "crontaskjobs.taskjob.dev", "default")  # only their status
     assert can_i(kubectl, account, "watch", "pods", "default")
     assert not can_i(kubectl, account, "create", "pods", "default")
     assert not can_i(kubectl, account, "get", "secrets", namespace)

@@ -144,8 +144,10 @@ def grants(obj: Obj) -> dict[tuple[str, str], set[str]]:
 
 # Exactly what the operator does to the objects it runs (per watched namespace, or cluster-wide).
 WORKLOAD_GRANTS = {
-    ("taskjob.dev", "taskjobs"): {"get", "list", "watch", "patch", "delete"},
+    ("taskjob.dev", "taskjobs"): {"get", "list", "watch", "create", "patch", "delete"},  # create: CronTaskJobs
     ("taskjob.dev", "taskjobs/status"): {"get", "patch", "update"},
+    ("taskjob.dev", "crontaskjobs"): {"get", "list", "watch"},
+    ("taskjob.dev", "crontaskjobs/status"): {"get", "patch"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "configmaps"): {"get", "list", "watch", "create", "patch", "update", "delete"},

@@ -20,13 +20,18 @@ from typing import Any
 import pytest
 import yaml
 
+from taskjobs.cli.cron import template_taskjob
+from taskjobs.core.cronvalidation import validate_crontaskjob
 from taskjobs.core.inputs import OUTPUT_REF
 from taskjobs.core.render import input_env_name
 from taskjobs.core.resolve import resolve_tasks
 from taskjobs.core.validation import validate_taskjob
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-FILES = sorted(EXAMPLES.glob("*.yaml"))
+ALL_FILES = sorted(EXAMPLES.glob("*.yaml"))
+KINDS = {p: yaml.safe_load(p.read_text()).get("kind") for p in ALL_FILES}
+FILES = [p for p in ALL_FILES if KINDS[p] == "TaskJob"]
+CRON_FILES = [p for p in ALL_FILES if KINDS[p] == "CronTaskJob"]
 RUNNER_EXAMPLES = ("etl-pipeline", "wordcount")
 
 
@@ -128,7 +133,26 @@ def test_example_is_a_valid_taskjob_named_after_its_file(path: Path) -> None:
     assert manifest["metadata"]["name"] == path.stem
 
 
-@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+def test_every_example_is_a_taskjob_or_a_crontaskjob() -> None:
+    assert set(KINDS.values()) <= {"TaskJob", "CronTaskJob"}, KINDS
+    assert CRON_FILES, "examples/ should show a CronTaskJob"
+
+
+@pytest.mark.parametrize("path", CRON_FILES, ids=[f.stem for f in CRON_FILES])
+def test_cron_example_is_a_valid_crontaskjob_named_after_its_file(path: Path) -> None:
+    manifest = yaml.safe_load(path.read_text())
+    result = validate_crontaskjob(manifest)
+    assert result.ok, [str(p) for p in result.problems]
+    assert manifest["metadata"]["name"] == path.stem
+
+
+@needs_sh
+def test_nightly_report_template_outputs_the_report(tmp_path: Path) -> None:
+    taskjob = template_taskjob(load("nightly-report"), "nightly-report.yaml")
+    assert run_sequentially(taskjob, tmp_path).outputs["report"] == "orders=42 refunds=3"
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=[f.stem for f in ALL_FILES])
 def test_example_is_explained_in_the_readme(path: Path) -> None:
     readme = (EXAMPLES / "README.md").read_text()
     assert f"`{path.name}`" in readme

@@ -75,13 +75,21 @@ What the operator does with the objects it runs: granted cluster-wide (a Cluster
 watched namespace (a Role). Exactly the verbs it uses; no Secrets, no wildcards.
 */}}
 {{- define "taskjob-operator.workloadRules" -}}
-# TaskJobs: watched; kopf patches its bookkeeping annotations; deleted after ttlSecondsAfterFinished.
+# TaskJobs: watched; kopf patches its bookkeeping annotations; deleted after ttlSecondsAfterFinished;
+# created by CronTaskJobs on schedule, and deleted beyond their history limits.
 - apiGroups: [taskjob.dev]
   resources: [taskjobs]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [taskjob.dev]
   resources: [taskjobs/status]
   verbs: [get, patch, update]
+# CronTaskJobs: read and watched; only their status is written.
+- apiGroups: [taskjob.dev]
+  resources: [crontaskjobs]
+  verbs: [get, list, watch]
+- apiGroups: [taskjob.dev]
+  resources: [crontaskjobs/status]
+  verbs: [get, patch]
 # One Job per task attempt; watched by label, stopped on timeout or deadline.
 - apiGroups: [batch]
   resources: [jobs]

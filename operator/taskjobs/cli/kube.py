@@ -132,6 +132,18 @@ class Cluster:
             )
             return obj
 
+    def get_cron(self, namespace: str, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Return the CronTaskJob and the TaskJobs it created that are kept."""
+        with self.errors(f"CronTaskJob {namespace}/{name}"):
+            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "crontaskjobs", name, _request_timeout=REQUEST_TIMEOUT
+            )
+            runs = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, label_selector=f"taskjob.dev/crontaskjob={name}",
+                _request_timeout=REQUEST_TIMEOUT,
+            )["items"]
+            return obj, list(runs)
+
     def create(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Return the TaskJob as created (with its server-generated name)."""
         meta = body.get("metadata") or {}

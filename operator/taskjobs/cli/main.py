@@ -30,11 +30,13 @@ from rich.live import Live
 from rich.text import Text
 
 from .. import API_VERSION, KIND
+from ..core.cronvalidation import validate_crontaskjob
 from ..core.models import TERMINAL_PHASES
 from ..core.naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
 from ..core.validation import Problem, validate_taskjob
 from ..dashboard.command import dashboard as dashboard_command
 from . import views
+from .cron import cron_name, cron_of_template, cron_view, is_cron, template_taskjob
 from .kube import UserError
 from .local import RUNTIMES, LocalExecutor, LocalResult, LocalRunError, Runtime
 
@@ -142,16 +144,22 @@ def _yaml_problem(path: str, exc: yaml.YAMLError) -> str:
     return f"{path}: {where}YAML syntax error: {detail}"
 
 
-def load_taskjobs(paths: Sequence[str]) -> list[Document]:
-    """Return the TaskJob documents of the files; raise UserError on unreadable or invalid YAML."""
+def load_taskjobs(paths: Sequence[str], *, templates: bool = False) -> list[Document]:
+    """Return the TaskJob documents of the files; raise UserError on unreadable or invalid YAML.
+
+    With `templates`, a CronTaskJob stands for the TaskJob it creates (`taskjob run` runs it once, now).
+    """
     found: list[Document] = []
     for path in paths:
         docs, error = read_documents(path)
         if error:
             raise UserError(str(error))
-        found.extend(d for d in docs if d.is_taskjob)
-        if not any(d.is_taskjob for d in docs):
+        these = [d for d in docs if d.is_taskjob]
+        if templates:
+            these += [replace(d, body=template_taskjob(d.body, f"{path}: {d.label}")) for d in docs if is_cron(d.body)]
+        if not these:
             raise UserError(f"{path}: no TaskJob in this file (a document with kind: {KIND})")
+        found.extend(sorted(these, key=lambda d: d.index))
     return found
 
 
@@ -238,23 +246,26 @@ def cluster_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @cli.command(short_help="Check manifests offline; list every problem.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 def validate(files: tuple[str, ...]) -> None:
-    """Check TaskJob manifests offline, with the operator's own validation; list every problem.
+    """Check TaskJob and CronTaskJob manifests offline, with the operator's own validation; list every problem.
 
     Exit code 1 when any document has a problem. Documents of other kinds are skipped.
     """
     problems = 0
     valid = 0
+    crons = 0
     for path in files:
         docs, error = read_documents(path)
         taskjobs: list[Document] = []
         for doc in docs:
             kind = doc.body.get("kind") if isinstance(doc.body, dict) else None
-            if doc.is_taskjob or (isinstance(doc.body, dict) and kind is None and "spec" in doc.body):
+            kindless = isinstance(doc.body, dict) and kind is None and "spec" in doc.body
+            if doc.is_taskjob or is_cron(doc.body) or kindless:
                 taskjobs.append(doc)  # a TaskJob missing its kind is still checked: validation says so
             else:
                 click.echo(f"{path}: {doc.label}: skipped (kind {kind or 'unknown'} is not a {KIND})", err=True)
         for doc in sorted(taskjobs, key=lambda d: d.index):
-            result = validate_taskjob(doc.body)
+            result = validate_crontaskjob(doc.body) if is_cron(doc.body) else validate_taskjob(doc.body)
+            crons += is_cron(doc.body) and result.ok
             if result.ok:
                 valid += 1
             for p in result.problems:
@@ -269,8 +280,11 @@ def validate(files: tuple[str, ...]) -> None:
     if problems:
         click.echo(f"{problems} problem{'s' if problems != 1 else ''} found", err=True)
         sys.exit(1)
-    plural = "s" if valid != 1 else ""
-    click.echo(f"OK: {valid} TaskJob{plural} valid in {len(files)} file{'s' if len(files) != 1 else ''}")
+    valid -= crons
+    counted = f"{valid} TaskJob{'s' if valid != 1 else ''}"
+    if crons:
+        counted += f" and {crons} CronTaskJob{'s' if crons != 1 else ''}"
+    click.echo(f"OK: {counted} valid in {len(files)} file{'s' if len(files) != 1 else ''}")
 
 
 # ---------------------------------------------------------------- graph
@@ -289,7 +303,7 @@ def graph(ctx: click.Context, source: str, fmt: str, namespace: str | None) -> N
     """
     if os.path.exists(source) or source == "-":
         drawings = []
-        for doc in load_taskjobs([source]):
+        for doc in load_taskjobs([source], templates=True):
             tj = _validated(doc)
             tasks = [(t.name, list(t.depends_on or [])) for t in tj.spec.tasks]
             drawings.append(_draw(fmt, tj.metadata.name, tasks, None))
@@ -345,14 +359,19 @@ def run(
     file: str, parallelism: int | None, runtime: str, workdir: Path | None, quiet: bool, grace: float
 ) -> None:
     """Run a TaskJob on this machine, no cluster needed: the operator's plan, retries and backoff, with
-    each task a local process (or a container with --runtime docker|podman).
+    each task a local process (or a container with --runtime docker|podman). A CronTaskJob's template
+    runs once, now.
 
     Progress goes to stderr; the outputs of the final tasks go to stdout. Exit code 0 when the TaskJob
     succeeds, 1 when it fails, 130 when interrupted (Ctrl-C stops the running tasks first).
     """
-    docs = load_taskjobs([file])
+    docs = load_taskjobs([file], templates=True)
     if len(docs) > 1:
         raise UserError(f"{file}: holds {len(docs)} TaskJobs; `taskjob run` runs one at a time")
+    cron = cron_of_template(docs[0].body)
+    if cron:
+        click.echo(f"{file}: running the taskJobTemplate of CronTaskJob {cron} once, now (the schedule is for "
+                   "the operator)", err=True)
     taskjob = _validated(docs[0])
     name = _local_name(docs[0].body)
     if name:
@@ -474,13 +493,23 @@ def submit(ctx: click.Context, file: str, namespace: str | None, follow: bool) -
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default=None, help="Print the object instead.")
 @click.pass_context
 def get(ctx: click.Context, name: str, namespace: str | None, output: str | None) -> None:
-    """Show a TaskJob: phase, progress, times, message, and its tasks in DAG order (like `argo get`)."""
+    """Show a TaskJob: phase, progress, times, message, and its tasks in DAG order (like `argo get`).
+
+    `ctj/NAME` (or `crontaskjob/NAME`) shows a CronTaskJob: its schedule, last and next times, and its runs.
+    """
     cluster = _cluster(ctx)
-    obj = cluster.get(namespace or cluster.namespace, name)
+    cron = cron_name(name)
+    runs: list[dict[str, Any]] = []
+    if cron is not None:
+        obj, runs = cluster.get_cron(namespace or cluster.namespace, cron)
+    else:
+        obj = cluster.get(namespace or cluster.namespace, name)
     if output == "json":
         click.echo(json.dumps(obj, indent=2))
     elif output == "yaml":
         click.echo(yaml.safe_dump(obj, sort_keys=False), nl=False)
+    elif cron is not None:
+        Console(highlight=False).print(cron_view(obj, runs))
     else:
         Console(highlight=False).print(views.taskjob_view(obj, datetime.now(UTC)))
 

@@ -335,6 +335,57 @@ class Kube:
             if e.status not in (404, 409):
                 raise
 
+    # ---- CronTaskJobs and the TaskJobs they create (shell/cron.py)
+
+    async def get_namespaced_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Return one taskjob.dev object, or None when it does not exist."""
+        try:
+            resp = await self._call(
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name,
+                _preload_content=False,
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict(self._json(resp))
+
+    async def list_taskjobs_labelled(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Return the TaskJobs of a namespace matching a label selector (fresh from the API server)."""
+        resp = await self._call(
+            self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
+            label_selector=selector, _preload_content=False,
+        )
+        return list(self._json(resp).get("items") or ())
+
+    async def create_taskjob(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Create the TaskJob; return it, or None when one of that name already exists (the caller checks whose)."""
+        try:
+            resp = await self._call(
+                self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, body,
+                _preload_content=False,
+            )
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            return None
+        return dict(self._json(resp))
+
+    async def patch_custom_status(
+        self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Merge-patch the status of a taskjob.dev object; return it, or None if it is gone."""
+        try:
+            resp = await self._call(
+                self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace, plural, name,
+                {"status": patch}, _content_type=MERGE, _preload_content=False, retry=TRANSIENT | {409},
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict(self._json(resp))
+
     async def record_outputs(self, owner: Mapping[str, Any], name: str, data: Mapping[str, str]) -> None:
         """Create or merge the outputs ConfigMap owned by the TaskJob."""
         meta = owner["metadata"]
@@ -404,8 +455,8 @@ class Kube:
             "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
+                "apiVersion": owner.get("apiVersion") or f"{GROUP}/{VERSION}",
+                "kind": owner.get("kind") or KIND,  # a TaskJob, or a CronTaskJob
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta.get("uid"),

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import kopf
 
-_CONTEXT = ("taskjob", "task", "namespace")
+_CONTEXT = ("taskjob", "task", "namespace", "crontaskjob")
 
 
 class JsonFormatter(logging.Formatter):

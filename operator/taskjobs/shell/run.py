@@ -11,6 +11,7 @@ from typing import Any
 
 import kopf
 
+from .cron import CronController, CronKey
 from .handlers import build_registry
 from .kube import Kube, load_config
 from .logs import configure_logging
@@ -28,10 +29,16 @@ async def serve(options: OperatorOptions, stop_flag: asyncio.Event | None = None
     kube = Kube(qps=options.client_qps)
     store = Store()
     reconciler = Reconciler(store, kube)
-    queue = WorkQueue(reconciler)
+    cron = CronController(kube)
+
+    async def reconcile(key: Any) -> float | None:
+        return await (cron.reconcile(key) if isinstance(key, CronKey) else reconciler(key))
+
+    queue = WorkQueue(reconcile)
     reconciler.status.wake = queue.add_after
     identity = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
     registry = build_registry(options, store, queue, kube, identity, on_deleted=reconciler.forget)
+    cron.register(registry, options, queue)
     if options.metrics_port:
         from prometheus_client import start_http_server
 

@@ -1,0 +1,138 @@
+"""The CronTaskJob CustomResourceDefinition, generated from the models in core/cronmodels.py.
+
+`python -m taskjobs.croncrd` prints it; `--write` rewrites crds/taskjob.dev_crontaskjobs.yaml. The schema
+generator is the TaskJob CRD's (`taskjobs.crd`); a unit test fails when the checked-in file drifts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .core.cronmodels import CRON_KIND, CRON_PLURAL, MAX_CRON_NAME, CronTaskJob, CronTaskJobSpec, CronTaskJobStatus
+from .crd import _RULE_ORDER, GROUP, VERSION, _Dumper, _sorted, openapi_schema
+
+SINGULAR = "crontaskjob"
+CRD_NAME = f"{CRON_PLURAL}.{GROUP}"
+CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / f"{GROUP}_{CRON_PLURAL}.yaml"
+HEADER = (
+    "# Generated from operator/taskjobs/core/cronmodels.py by operator/taskjobs/croncrd.py. Do not edit by hand:\n"
+    "# change the models, then regenerate with `python -m taskjobs.croncrd --write`.\n"
+)
+
+ROOT_RULES: list[dict[str, str]] = [
+    {
+        "rule": f"self.metadata.name.size() <= {MAX_CRON_NAME}",
+        "message": f"must be at most {MAX_CRON_NAME} characters: each TaskJob it creates is named "
+        "<name>-<minutes since 1970>, which must fit in 63",
+        "fieldPath": ".metadata.name",
+    },
+    {
+        "rule": "!self.metadata.name.contains('.')",
+        "message": "must be a DNS-1123 label (no '.'): it is used in TaskJob names and label values",
+        "fieldPath": ".metadata.name",
+    },
+]
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule", "description": "The cron schedule."},
+    {"name": "Timezone", "type": "string", "jsonPath": ".spec.timeZone", "priority": 1,
+     "description": "The time zone of the schedule (unset: UTC)."},
+    {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend", "description": "Whether scheduling is paused."},
+    {"name": "Active", "type": "integer", "jsonPath": ".status.activeCount",
+     "description": "TaskJobs created by it that have not finished."},
+    {"name": "Last Schedule", "type": "date", "jsonPath": ".status.lastScheduleTime",
+     "description": "How long ago the last TaskJob was scheduled."},
+    # A string, not a date: kubectl shows a future date as "<invalid>".
+    {"name": "Next", "type": "string", "jsonPath": ".status.nextScheduleTime",
+     "description": "The next scheduled time (UTC)."},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def _spec_schema() -> dict[str, Any]:
+    """Return the spec's schema; the template's tasks may change (only a created TaskJob's tasks may not)."""
+    spec = openapi_schema(CronTaskJobSpec)
+    tasks = spec["properties"]["taskJobTemplate"]["properties"]["spec"]["properties"]["tasks"]
+    tasks.pop("x-kubernetes-validations", None)
+    return spec
+
+
+def _root_schema() -> dict[str, Any]:
+    return {
+        "description": CronTaskJob.__doc__,
+        "type": "object",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {
+                "description": "APIVersion defines the versioned schema of this representation of an object.",
+                "type": "string",
+            },
+            "kind": {"description": "Kind is a string value representing the REST resource.", "type": "string"},
+            "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
+            "spec": _spec_schema(),
+            "status": openapi_schema(CronTaskJobStatus),
+        },
+        "x-kubernetes-validations": [_sorted(r, _RULE_ORDER) for r in ROOT_RULES],
+    }
+
+
+def build_crd() -> dict[str, Any]:
+    """Return the CustomResourceDefinition for CronTaskJob as a dict."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": CRD_NAME},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": CRON_KIND,
+                "listKind": f"{CRON_KIND}List",
+                "plural": CRON_PLURAL,
+                "singular": SINGULAR,
+                "shortNames": ["ctj"],
+                "categories": ["taskjob"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {"openAPIV3Schema": _root_schema()},
+                }
+            ],
+        },
+    }
+
+
+def render() -> str:
+    """Return the CRD as the YAML text checked in under crds/, header comment included."""
+    body = yaml.dump(build_crd(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+    return HEADER + body
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the CRD, or write it to crds/ with --write; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m taskjobs.croncrd", description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help=f"write {CRD_PATH.name} under crds/ instead of printing")
+    parser.add_argument("--output", type=Path, default=CRD_PATH, help="file --write writes (default: %(default)s)")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.write:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
