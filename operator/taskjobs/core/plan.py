@@ -572,6 +572,8 @@ class Planner:
                 return self._running(
                     name, fact.model_copy(update={"phase": "Running", "reason": None, "message": None}), prev, start
                 )
+        if fact.phase == "Succeeded" and self._past_deadline(fact):
+            return self._deadline_failed(TaskState(attempts=fact.attempt, job=fact.job_name, start_time=start))
         if fact.phase == "Succeeded":
             if self.compact:
                 return TaskState(phase="Succeeded", attempts=fact.attempt)
@@ -763,6 +765,34 @@ class Planner:
             return None
         return (self.meta.creation_timestamp or self.start_time) + timedelta(seconds=deadline)
 
+    def _deadline_why(self) -> str:
+        return f"the TaskJob exceeded spec.activeDeadlineSeconds ({self.spec.active_deadline_seconds}s)"
+
+    def _deadline_failed(self, state: TaskState) -> TaskState:
+        """Return the Failed state of a task whose attempt the deadline stopped."""
+        return TaskState(
+            phase="Failed",
+            attempts=state.attempts,
+            job=state.job,
+            start_time=state.start_time,
+            finish_time=self.now,
+            reason="DeadlineExceeded",
+            message=f"stopped: {self._deadline_why()}",
+        )
+
+    def _past_deadline(self, fact: AttemptFact) -> bool:
+        """Return whether a succeeded attempt ended too late to count: the deadline stopped its task.
+
+        Final stays final: the plan at the deadline Failed the task and stopped its Job. If the Job
+        succeeds anyway (it finished before the stop reached it), a reconcile reading a status from
+        before the deadline must decide the same, so an attempt that ended at or after the deadline, or
+        whose Job the operator asked to stop, is not a success once the deadline has passed.
+        """
+        deadline_at = self._deadline_at()
+        if deadline_at is None or self.now < deadline_at:
+            return False
+        return fact.stopping or fact.finish_time is None or fact.finish_time >= deadline_at
+
     def _halt(self) -> str | None:
         """Apply the deadline or FailFast to unfinished tasks; return which stopped the TaskJob, or None."""
         unfinished = [n for n in self.graph.order if self.states[n].phase not in TERMINAL_TASK_PHASES]
@@ -771,19 +801,11 @@ class Planner:
         deadline = self.spec.active_deadline_seconds
         deadline_at = self._deadline_at()
         if deadline is not None and deadline_at is not None and self.now >= deadline_at:
-            why = f"the TaskJob exceeded spec.activeDeadlineSeconds ({deadline}s)"
+            why = self._deadline_why()
             for name in unfinished:
                 state = self.states[name]
                 if state.phase == "Running":
-                    self._set(name, TaskState(
-                        phase="Failed",
-                        attempts=state.attempts,
-                        job=state.job,
-                        start_time=state.start_time,
-                        finish_time=self.now,
-                        reason="DeadlineExceeded",
-                        message=f"stopped: {why}",
-                    ))  # fmt: skip
+                    self._set(name, self._deadline_failed(state))
                 else:
                     verb = "not retried" if state.phase == "Retrying" else "not started"
                     self._set(name, self._skipped("DeadlineExceeded", f"{verb}: {why}", state))
