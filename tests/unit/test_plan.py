@@ -543,7 +543,8 @@ def test_a_job_that_succeeds_after_the_deadline_does_not_turn_a_failed_taskjob_s
     late = [fact("a", 1, "Succeeded", finished=100.5, stopping=True)]
     stale = plan(meta, spec, written(before.status), late, at(101))
     assert stale.status.phase == "Failed"
-    assert ((stale.status.tasks or {})["a"].phase, (stale.status.tasks or {})["a"].reason) == ("Failed", "DeadlineExceeded")
+    a = (stale.status.tasks or {})["a"]
+    assert (a.phase, a.reason) == ("Failed", "DeadlineExceeded")
     # The same Job not (yet) marked as stopped, finished after the deadline: the deadline decides too.
     unmarked = plan(meta, spec, written(before.status), [fact("a", 1, "Succeeded", finished=100.5)], at(101))
     assert unmarked.status.phase == "Failed"

@@ -62,10 +62,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 
-from . import dag
+from . import flow
 from .actions import CreateJob, Event, Plan, RetryRequest, StopJob
 from .backoff import is_non_retriable, max_attempts, next_retry_time, retry_delay
+from .conditions import ConditionError, evaluate
 from .facts import AttemptFact
+from .inputs import input_value
 from .models import (
     TERMINAL_PHASES,
     TERMINAL_TASK_PHASES,
@@ -98,13 +100,15 @@ def plan(
     attempts: Iterable[AttemptFact],
     now: datetime,
     retry: RetryRequest | None = None,
+    outputs: Mapping[str, str] | None = None,
 ) -> Plan:
     """Return the new status and the actions that move the TaskJob on from what was observed.
 
     `spec` must be valid (dag.build accepts it); `status` is the last written status (possibly stale,
-    or None); `attempts` are the observed Jobs, any number per task; `retry` a manual retry request.
+    or None); `attempts` are the observed Jobs, any number per task; `retry` a manual retry request;
+    `outputs` the task outputs recorded so far (for `when` conditions; a Job's own output comes first).
     """
-    result = Planner(meta, spec, now, status).run({f.job_name: f for f in attempts}, retry)
+    result = Planner(meta, spec, now, status, outputs=outputs).run({f.job_name: f for f in attempts}, retry)
     assert result is not None  # only a planner with a memory gives up
     return result
 
@@ -133,8 +137,9 @@ class SpecShape:
 
     def __init__(self, spec: TaskJobSpec) -> None:
         self.spec = spec
-        self.graph = dag.build([(t.name, tuple(t.depends_on or ())) for t in spec.tasks])
-        self.specs = {t.name: t for t in spec.tasks}
+        self.graph = flow.build_graph(spec)  # spec.tasks, then spec.finally
+        self.specs = {t.name: t for t in flow.all_tasks(spec)}
+        self.flow = flow.Flow(spec)  # when conditions and finally tasks
         self.position = {name: i for i, name in enumerate(self.graph.order)}
         self.resolved: dict[str, ResolvedTask] = {}  # filled on demand: most tasks never need it
 
@@ -196,6 +201,7 @@ class Planner:
         status: TaskJobStatus | None = None,
         shape: SpecShape | None = None,
         memory: Memory | None = None,
+        outputs: Mapping[str, str] | None = None,
     ) -> None:
         self.meta = meta
         self.spec = spec
@@ -228,6 +234,9 @@ class Planner:
         self.wakeups: list[datetime] = []
         self.stops: dict[str, StopJob] = {}
         self.replaced: dict[str, TaskState] = {}  # state of each task created now, before its creation
+        self.flow = self.shape.flow
+        self.outputs = outputs or {}  # recorded outputs by task, for `when` (a Job's own output comes first)
+        self.main_open: bool | None = None  # whether a task of spec.tasks is unfinished (finally tasks wait)
 
     def task(self, name: str) -> ResolvedTask:
         """Return a task's effective settings."""
@@ -280,7 +289,10 @@ class Planner:
         if memory is not None and failfast and self.phases.get("Failed"):
             return None  # FailFast skips every unfinished task
         halt = self._halt() if memory is None else None
-        creates = [] if halt or self.spec.suspend else self._create()
+        if halt == "failfast" and self.flow.final:
+            self._decide_finally_again()  # FailFast may just have ended the last open task of spec.tasks
+        # After a FailFast failure only finally tasks start; after the deadline or while suspended none.
+        creates = [] if halt == "deadline" or self.spec.suspend else self._create(final_only=halt is not None)
 
         if memory is None:
             self.touched = list(self.graph.order)  # every task was decided
@@ -330,7 +342,7 @@ class Planner:
             self.phases = Counter(s.phase for s in self.states.values())
             self.ready = sorted(self.shape.ready_key(n) for n, s in self.states.items() if s.phase == "Ready")
             return self.graph.order
-        dirty = changed | set(self.memory.volatile)
+        dirty = changed | set(self.memory.volatile) | set(self.flow.final)  # finally tasks watch every task
         decided: list[str] = []
         position = self.shape.position
         heap = [(position[n], n) for n in dirty]
@@ -364,7 +376,9 @@ class Planner:
         `changed`: the tasks whose state may differ from the previous status (None: any).
         """
         counts = count_phases(self.phases)
-        phase = taskjob_phase(counts, suspended=bool(self.spec.suspend), started=self.started)
+        # With conditions or finally tasks, "every task succeeded" is not the rule: flow decides (O(tasks), once).
+        failing = None if self.flow.plain or not counts.finished else self.flow.failing(self.states, self.graph.order)
+        phase = taskjob_phase(counts, suspended=bool(self.spec.suspend), started=self.started, failing=failing)
 
         final = phase in TERMINAL_PHASES
         failure = self._failure() if final or halt == "failfast" else None
@@ -537,14 +551,72 @@ class Planner:
         return self._unseen(name, recorded, prev)
 
     def _not_started(self, name: str) -> TaskState:
+        if self.flow.plain:
+            ready = True
+            for dep in self.graph.deps[name]:
+                phase = self.states[dep].phase
+                if phase in ("Failed", "Skipped"):
+                    word = "failed" if phase == "Failed" else "was skipped"
+                    return self._skipped("DependencyFailed", f"dependency {dep} {word}")
+                ready = ready and phase == "Succeeded"
+            return _READY if ready else _WAITING
+        return self._not_started_flow(name)
+
+    def _not_started_flow(self, name: str) -> TaskState:
+        """Decide a task not started yet under the rules of conditions and finally tasks (taskjobs.core.flow)."""
+        if name in self.flow.final_set and self._main_open():
+            return _WAITING
+        handles = self.flow.outcomes_read(name)
         ready = True
         for dep in self.graph.deps[name]:
-            phase = self.states[dep].phase
-            if phase in ("Failed", "Skipped"):
-                word = "failed" if phase == "Failed" else "was skipped"
-                return self._skipped("DependencyFailed", f"dependency {dep} {word}")
-            ready = ready and phase == "Succeeded"
-        return _READY if ready else _WAITING
+            state = self.states[dep]
+            if dep in handles:  # this task handles dep's outcome: it waits for any end
+                ready = ready and state.phase in TERMINAL_TASK_PHASES
+                continue
+            skip = self.flow.skip_for(name, dep, state)
+            if skip is not None:
+                return self._skipped(*skip)
+            ready = ready and state.phase in TERMINAL_TASK_PHASES
+        if not ready:
+            return _WAITING
+        when = self.flow.whens.get(name)
+        if when is None:
+            return _READY
+        view = {
+            dep: {"phase": self.states[dep].phase, "reason": self.states[dep].reason or "", "output": self._output(dep)}
+            for dep in when.tasks
+        }
+        taskjob = self.flow.taskjob_vars(self.states) if when.uses_taskjob else None
+        try:
+            true = evaluate(when, view, taskjob=taskjob)
+        except ConditionError as err:
+            return TaskState(phase="Failed", finish_time=self.now, reason=flow.CONDITION_ERROR, message=cut(str(err)))
+        return _READY if true else self._skipped(flow.CONDITION_FALSE, f"condition {when.source} is false")
+
+    def _output(self, name: str) -> str:
+        """Return the output task `name` hands on ('' when none): its Job's, else the recorded one."""
+        fact = self.latest.get(name)
+        if fact is not None and fact.phase == "Succeeded" and fact.output is not None:
+            return input_value(fact.output)
+        return input_value(self.outputs.get(name, ""))
+
+    def _main_open(self) -> bool:
+        """Return whether a task of spec.tasks is unfinished; asked only once they are all decided."""
+        if self.main_open is None:
+            if self.memory is None:
+                self.main_open = self.flow.main_open(self.states)
+            else:  # count, not scan: the plan with a memory is O(changes)
+                unfinished = sum(n for p, n in self.phases.items() if p not in TERMINAL_TASK_PHASES)
+                final = sum(1 for f in self.flow.final if self.states[f].phase not in TERMINAL_TASK_PHASES)
+                return unfinished - final > 0
+        return self.main_open
+
+    def _decide_finally_again(self) -> None:
+        """Decide the finally tasks not started again, after a TaskJob-wide rule ended tasks."""
+        self.main_open = None
+        for name in self.flow.final:
+            if self.states[name].phase in ("Waiting", "Ready"):
+                self._set(name, self._decide_based(name))
 
     def _first_start(self, name: str, prev: TaskState | None, fact: AttemptFact) -> datetime:
         return (
@@ -734,12 +806,19 @@ class Planner:
 
     # ------------------------------------------------------------------ TaskJob-wide rules
 
-    def _first_failed(self) -> str | None:
-        """Return the task that failed for good first (by finish time, then topological order)."""
+    def _first_failed(self, main_only: bool = False) -> str | None:
+        """Return the task that failed for good first (by finish time, then topological order).
+
+        Failures a task handles (taskjobs.core.flow) do not count; with `main_only`, nor finally tasks'.
+        """
         best: tuple[datetime, int, str] | None = None
+        plain = self.flow.plain
         for i, name in enumerate(self.graph.order):
             state = self.states[name]
-            if state.phase == "Failed":
+            if state.phase == "Failed" and (
+                plain
+                or not (self.flow.handled(name, self.states) or (main_only and name in self.flow.final_set))
+            ):
                 key = (state.finish_time or self.now, i, name)
                 if best is None or key < best:
                     best = key
@@ -811,23 +890,30 @@ class Planner:
                     self._set(name, self._skipped("DeadlineExceeded", f"{verb}: {why}", state))
             return "deadline"
         if self.spec.failure_policy != "ContinueIndependent":
-            culprit = self._first_failed()
+            culprit = self._first_failed(main_only=True)
             if culprit is None:
                 return None
             for name in unfinished:
                 state = self.states[name]
-                if state.phase != "Running":
+                if state.phase != "Running" and name not in self.flow.final_set:  # finally tasks run anyway
                     verb = "not retried" if state.phase == "Retrying" else "not started"
                     self._set(name, self._skipped("FailFast", f"{verb}: task {culprit} failed", state))
             return "failfast"
         return None
 
-    def _create(self) -> list[CreateJob]:
-        """Start the best candidates (Ready tasks, Retrying ones due) within parallelism; return the creates."""
+    def _create(self, final_only: bool = False) -> list[CreateJob]:
+        """Start the best candidates (Ready tasks, Retrying ones due) within parallelism; return the creates.
+
+        `final_only`: only finally tasks may start (FailFast stopped the others).
+        """
         due = sorted(self.shape.ready_key(n) for n in self.due)
         limit = self.spec.parallelism
         room = None if limit is None else max(0, limit - self.phases.get("Running", 0))
-        chosen = [name for _, _, name in islice(heapq.merge(self.ready, due), room)]
+        candidates = heapq.merge(self.ready, due)
+        if final_only:
+            final = self.flow.final_set
+            candidates = (key for key in candidates if key[2] in final)
+        chosen = [name for _, _, name in islice(candidates, room)]
         creates: list[CreateJob] = []
         for name in chosen:
             old = self.states[name]
