@@ -58,10 +58,15 @@ PENDING_PHASES = frozenset({"Waiting", "Ready", "Retrying"})
 
 
 def spec_tasks(obj: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
-    """Return (name, dependsOn) of every task in the object's spec, as written (valid or not)."""
-    tasks = (obj.get("spec") or {}).get("tasks") or []
+    """Return (name, dependsOn) of every task in the object's spec, as written (valid or not).
+
+    spec.finally tasks come last: they run after every other task.
+    """
+    spec = obj.get("spec") or {}
+    tasks, final = spec.get("tasks") or [], spec.get("finally") or []
+    listed = [*(tasks if isinstance(tasks, list) else []), *(final if isinstance(final, list) else [])]
     pairs: list[tuple[str, list[str]]] = []
-    for t in tasks if isinstance(tasks, list) else []:
+    for t in listed:
         if isinstance(t, Mapping) and isinstance(t.get("name"), str):
             deps = t.get("dependsOn") or []
             pairs.append((t["name"], [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []))
