@@ -252,3 +252,13 @@ def test_no_finally_task_starts_while_suspended() -> None:
     spec = spec_of(t("a"), final=[t("notify")], suspend=True)
     p = plan(META, spec, None, [fact("a", "Succeeded")], T0 + timedelta(seconds=10))
     assert (p.create, p.status.phase, states(p)["notify"]) == ((), "Suspended", ("Ready", None))
+
+
+def test_a_finally_task_retries_after_a_failfast_failure() -> None:
+    # Found by test_flow_properties: FailFast dropped the retry's wake-up, so the retry never came.
+    spec = spec_of(t("a"), final=[t("notify", retry={"limit": 1, "backoff": {"delaySeconds": 7}})])
+    first = plan(META, spec, None, [], T0)
+    status = TaskJobStatus.model_validate(dump_status(first.status))
+    facts = [fact("a", "Failed"), fact("notify", "Failed", at=10)]
+    p = plan(META, spec, status, facts, T0 + timedelta(seconds=20))
+    assert (states(p)["notify"][0], p.requeue_after) == ("Retrying", 2)  # failed at 15, retried at 22

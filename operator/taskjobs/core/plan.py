@@ -428,7 +428,8 @@ class Planner:
                 delete = self.now >= at
                 wakeups.append(at)
         else:
-            if halt is None and not self.spec.suspend:
+            # After FailFast only finally tasks can still retry; after the deadline nothing does.
+            if (halt is None or (halt == "failfast" and self.flow.final)) and not self.spec.suspend:
                 wakeups.extend(self.retry_wakeups)
             deadline_at = self._deadline_at()
             if deadline_at is not None:
