@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from taskjobs.core.actions import Plan
+from taskjobs.core.actions import Plan, RetryRequest
 from taskjobs.core.facts import AttemptFact, AttemptPhase
 from taskjobs.core.flow import Flow
 from taskjobs.core.models import TaskJobMeta, TaskJobSpec, TaskJobStatus, dump_status
@@ -262,3 +262,14 @@ def test_a_finally_task_retries_after_a_failfast_failure() -> None:
     facts = [fact("a", "Failed"), fact("notify", "Failed", at=10)]
     p = plan(META, spec, status, facts, T0 + timedelta(seconds=20))
     assert (states(p)["notify"][0], p.requeue_after) == ("Retrying", 2)  # failed at 15, retried at 22
+
+
+def test_a_manual_retry_reruns_failed_and_skipped_finally_tasks_but_not_succeeded_ones() -> None:
+    spec = spec_of(t("a"), final=[t("notify", when="taskjob.outcome == 'Failed'"), t("cleanup")])
+    done = drive(spec, {"a": ("Failed", None)})
+    assert states(done) == {"a": ("Failed", "Failed"), "notify": ("Succeeded", None), "cleanup": ("Succeeded", None)}
+    status = TaskJobStatus.model_validate(dump_status(done.status))
+    facts = [fact("a", "Failed"), fact("notify", "Succeeded", at=10), fact("cleanup", "Succeeded", at=10)]
+    again = plan(META, spec, status, facts, T0 + timedelta(seconds=100), RetryRequest(nonce="1"))
+    assert [(c.task, c.attempt) for c in again.create] == [("a", 2)]
+    assert states(again)["notify"] == ("Succeeded", None)
