@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from kubernetes.client.rest import ApiException
 from operator_harness import OperatorProcess, TaskJobs
 from outcomes import pod_outcomes
 
@@ -84,3 +85,13 @@ def test_a_handled_failure_leaves_the_taskjob_succeeded_and_finally_tasks_run_on
     # A finally task's failure fails the TaskJob (rule documented in docs/conditions-and-finally.md).
     assert status["phase"] == "Failed"
     assert status["message"].startswith("task last failed")
+
+
+def test_finally_tasks_cannot_be_added_to_an_existing_taskjob(operator: OperatorProcess, taskjobs: TaskJobs) -> None:
+    taskjobs.create(taskjob("late", [task("a")]))
+    taskjobs.wait_phase("late", "Succeeded", timeout=120)
+    with pytest.raises(ApiException) as refused:
+        taskjobs.patch_spec("late", {"finally": [{"name": "notify"}]})
+    assert refused.value.status == 422
+    assert "spec.finally cannot be added or removed after creation" in str(refused.value.body)
+    assert taskjobs.status("late")["phase"] == "Succeeded"

@@ -174,6 +174,19 @@ FailurePolicy = Literal["FailFast", "ContinueIndependent"]
 class TaskJobSpec(ApiModel):
     """A DAG of tasks, each run as Kubernetes Jobs; what to run and how."""
 
+    # spec.finally's own rule keeps it unchanged; this one keeps it from being added or removed later,
+    # which would start tasks in (or drop them from) a TaskJob that may already be final.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.finally) == has(oldSelf.finally)",
+                    "message": "spec.finally cannot be added or removed after creation; create a new TaskJob",
+                }
+            ]
+        }
+    )
+
     parallelism: int | None = Field(
         None, ge=1, description="At most this many tasks run at once. Unset: no limit."
     )
