@@ -22,17 +22,20 @@ How each task's state is decided, in topological order:
    with reason JobLost, which the normal retry rules handle. A Retrying task whose Job is gone keeps
    the status's record, nextRetryTime included.
 4. A task never started is Skipped when a dependency failed or was skipped, Ready when all its
-   dependencies succeeded, else Waiting.
+   dependencies succeeded, else Waiting. With `when` conditions or `finally` tasks, taskjobs.core.flow
+   says how (a condition decides Ready or Skipped; a task reading a dependency's phase waits for any
+   end; finally tasks wait for every task of spec.tasks), and also decides the final phase.
 
 Then the TaskJob-wide rules:
 
 - activeDeadlineSeconds counts from metadata.creationTimestamp (wall time, suspension included). Once past, every
   running task is Failed (DeadlineExceeded) and its Job stopped, every other unfinished task Skipped.
-- FailFast (the default): once a task failed for good, nothing new is created. Waiting, Ready and
-  Retrying tasks become Skipped (reason FailFast; a Retrying task keeps its last attempt's exit code:
-  it did not fail for good on its own, so it is not counted as failed and the first failure stays the
-  one named in the message). Running tasks finish; then the TaskJob is Failed. ContinueIndependent:
-  only the dependents of a failed task are skipped (rule 4).
+- FailFast (the default): once a task failed for good (and no task handles it: flow), nothing new
+  is created but finally tasks. Waiting, Ready and Retrying tasks (not finally ones) become Skipped
+  (reason FailFast; a Retrying task keeps its last attempt's exit code: it did not fail for good on
+  its own, so it is not counted as failed and the first failure stays the one named in the message).
+  Running tasks finish; then the TaskJob is Failed. ContinueIndependent: only the dependents of a
+  failed task are skipped (rule 4).
 - suspend: nothing is created; running tasks finish. A retry that fell due meanwhile starts on resume.
 - Candidates (Ready tasks and Retrying tasks that are due) start by priority, highest first, then in
   topological order, while running + created <= parallelism.
