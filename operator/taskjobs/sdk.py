@@ -170,6 +170,7 @@ class Task(Defaults):
         startup_timeout_seconds: int | None = None,
         priority: int | None = None,
         pod_template: Mapping[str, Any] | None = None,
+        when: str | None = None,
     ) -> None:
         super().__init__(
             image=image,
@@ -185,6 +186,7 @@ class Task(Defaults):
         self.name = name
         self.depends_on = []
         self.priority = priority
+        self.when = when  # a CEL condition, e.g. "tasks.build.phase == 'Failed'" (see docs/conditions-and-finally.md)
         self.after(*depends_on)
         for builder in _active.get()[-1:]:
             builder.add(self)
@@ -200,6 +202,11 @@ class Task(Defaults):
     def output(self) -> str:
         """Return the reference `{{tasks.<name>.output}}`, replaced by this task's output in downstream args and env."""
         return f"{{{{tasks.{self.name}.output}}}}"
+
+    @property
+    def phase(self) -> str:
+        """Return this task's phase as CEL, for a dependent's `when`: f"{build.phase} == 'Failed'"."""
+        return f"tasks.{self.name}.phase"
 
     def __rshift__(self, other: Task | Sequence[Task]) -> Any:
         if isinstance(other, Task):
@@ -220,6 +227,8 @@ class Task(Defaults):
         out.update(super().to_manifest())
         if self.priority is not None:
             out["priority"] = self.priority
+        if self.when is not None:
+            out["when"] = self.when
         return out
 
     def __repr__(self) -> str:
@@ -278,6 +287,7 @@ class TaskJobBuilder:
         self.ttl_seconds_after_finished = ttl_seconds_after_finished
         self.suspend = suspend
         self._tasks: list[Task] = []
+        self._finally: list[Task] = []
         self._token: contextvars.Token[tuple[TaskJobBuilder, ...]] | None = None
         self.add(*tasks)
 
@@ -293,8 +303,19 @@ class TaskJobBuilder:
                 self._tasks.append(task)
         return self
 
+    def add_finally(self, *tasks: Task) -> TaskJobBuilder:
+        """Return this builder with `tasks` as spec.finally tasks: they run after every task, whatever the outcome.
+
+        A task created inside `with DAG(...)` joined spec.tasks; this moves it.
+        """
+        for task in tasks:
+            self._tasks = [t for t in self._tasks if t is not task]
+            if not any(t is task for t in self._finally):
+                self._finally.append(task)
+        return self
+
     def __getitem__(self, name: str) -> Task:
-        for task in self._tasks:
+        for task in (*self._tasks, *self._finally):
             if task.name == name:
                 return task
         raise KeyError(name)
@@ -334,6 +355,8 @@ class TaskJobBuilder:
             }
         )
         spec["tasks"] = [t.to_manifest() for t in self._tasks]
+        if self._finally:
+            spec["finally"] = [t.to_manifest() for t in self._finally]
         return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
 
     def to_yaml(self) -> str:

@@ -31,13 +31,25 @@ CASES: dict[str, tuple[dict[str, dict[str, str]], str, str, dict[str, str]]] = {
         {"broken": "Failed", "after-broken": "Skipped", "healthy": "Succeeded", "after-healthy": "Succeeded"},
     ),
     "etl-pipeline": ({"reduce-sum": pod_outcomes(0, message="110")}, "Succeeded", "4/4", {}),
+    "conditions": (
+        {"count": pod_outcomes(0, message="7"), "deploy": pod_outcomes(3)},
+        "Succeeded",
+        "4/6",
+        {"big": "Succeeded", "small": "Skipped", "report": "Succeeded", "deploy": "Failed", "rollback": "Succeeded"},
+    ),
+    "notify-on-failure": (
+        {"load": pod_outcomes(1)},
+        "Failed",
+        "3/4",
+        {"extract": "Succeeded", "load": "Failed", "notify": "Succeeded", "cleanup": "Succeeded"},
+    ),
     "wordcount": ({}, "Succeeded", "7/7", {}),
 }
 
 
 def with_outcomes(manifest: dict[str, Any], outcomes: dict[str, dict[str, str]]) -> dict[str, Any]:
     manifest = copy.deepcopy(manifest)
-    for task in manifest["spec"]["tasks"]:
+    for task in [*manifest["spec"]["tasks"], *manifest["spec"].get("finally", [])]:
         if task["name"] in outcomes:
             meta = task.setdefault("podTemplate", {}).setdefault("metadata", {})
             meta.setdefault("annotations", {}).update(outcomes[task["name"]])
@@ -61,6 +73,12 @@ def test_example_reaches_its_documented_phase(operator: OperatorProcess, taskjob
         assert status["tasks"][task]["phase"] == expected, task
     if name == "retry-backoff":
         assert status["tasks"]["flaky"]["attempts"] == 3
+    if name == "conditions":
+        assert status["tasks"]["small"]["reason"] == "ConditionFalse"
+    if name == "notify-on-failure":  # the finally task got the outcome in its environment
+        job = taskjobs.batch.read_namespaced_job("notify-on-failure-notify-1", taskjobs.ns)
+        env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
+        assert (env["TASKJOB_OUTCOME"], env["TASKJOB_FAILED_TASKS"]) == ("Failed", "load")
     if name == "etl-pipeline":
         outputs = taskjobs.core.read_namespaced_config_map("etl-pipeline-outputs", taskjobs.ns)
         assert outputs.data["reduce-sum"] == "110"

@@ -69,3 +69,35 @@ def test_apply_of_a_cyclic_taskjob_fails_with_the_cycle(
     valid["spec"]["tasks"][0].pop("dependsOn")
     manifest.write_text(yaml.safe_dump(valid, allow_unicode=True))
     kubectl("apply", "-n", namespace, "-f", str(manifest))
+
+
+BAD_WHEN = """
+apiVersion: taskjob.dev/v1alpha1
+kind: TaskJob
+metadata: {name: bad-when}
+spec:
+  defaults: {image: busybox:1.36}
+  tasks:
+  - {name: a}
+  - {name: b}
+  - {name: c, dependsOn: [a], when: "tasks.b.phase == 'Failed'"}
+"""
+
+
+def test_apply_of_a_condition_on_a_task_that_is_not_a_dependency_fails_naming_the_field(
+    webhook_operator: OperatorProcess, namespace: str, kubectl: Callable[..., str], testenv: Any, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "bad-when.yaml"
+    manifest.write_text(BAD_WHEN)
+    apply = [testenv.tool("kubectl"), "--kubeconfig", str(testenv.kubeconfig), "apply", "-n", namespace, "-f",
+             str(manifest)]
+
+    def rejected() -> str | None:
+        proc = subprocess.run(apply, capture_output=True, text=True, env=testenv.env(), timeout=60)
+        if proc.returncode != 0:
+            return proc.stderr
+        kubectl("delete", "-n", namespace, "-f", str(manifest), "--ignore-not-found")
+        return None  # admitted: the webhook was not serving yet
+
+    error = poll(rejected, 30, "the webhook to reject the condition")
+    assert 'spec.tasks[2].when: tasks.b is not a dependency of task "c"' in error

@@ -37,6 +37,15 @@ CASES: dict[str, tuple[str, str, dict[str, str], dict[str, str], dict[str, str]]
         {"after-healthy": "healthy said ok"}, {"healthy": "healthy"},
     ),
     "etl-pipeline": ("Succeeded", "4/4", {}, {"reduce-sum": "110"}, {}),
+    "conditions": (
+        "Succeeded", "4/6",
+        {"small": "Skipped", "report": "Succeeded", "deploy": "Failed", "rollback": "Succeeded"},
+        {"rollback": "rolled back after deploy failed"}, {"big": "big batch of 7"},
+    ),
+    "notify-on-failure": (
+        "Failed", "3/4", {"load": "Failed", "notify": "Succeeded", "cleanup": "Succeeded"},
+        {"notify": "notify-on-failure Failed: load failed"}, {"cleanup": "cleanup after a Failed run"},
+    ),
     "wordcount": (
         "Succeeded", "7/7", {},
         {"reduce": '{"a":2,"and":1,"brown":1,"dog":3,"fox":3,"jumps":1,"lazy":2,"over":1,"quick":2,"runs":1,'

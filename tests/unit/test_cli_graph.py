@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,17 @@ def test_a_path_that_does_not_exist_is_reported_as_a_missing_file(tmp_path: Path
     result = CliRunner().invoke(cli, ["graph", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 1
     assert f"{tmp_path / 'nope.yaml'}: no such file" in result.stderr
+
+
+def test_conditions_and_finally_tasks_are_drawn_and_listed(tmp_path: Path) -> None:
+    example = (Path(__file__).resolve().parents[2] / "examples" / "notify-on-failure.yaml").read_text()
+    drawn = graph(tmp_path, text=example)
+    assert drawn.exit_code == 0, drawn.output
+    assert "t_notify[\"notify<br/><i>finally, when taskjob.outcome == 'Failed'</i>\"]" in drawn.output
+    assert 't_cleanup["cleanup<br/><i>finally</i>"]' in drawn.output
+    cond = (Path(__file__).resolve().parents[2] / "examples" / "conditions.yaml").read_text()
+    assert "when int(tasks.count.output) #lt;= 5" in graph(tmp_path, text=cond).output
+    obj = {"spec": {"tasks": [{"name": "a"}, {"name": "b", "dependsOn": ["a"], "when": "tasks.a.phase == 'Failed'"}],
+                    "finally": [{"name": "n"}]}, "status": {"phase": "Running", "tasks": {"a": {"phase": "Running"}}}}
+    rows = {r.name: r.message for r in views.task_rows(obj, datetime.now(UTC))}
+    assert rows == {"a": "", "b": "when tasks.a.phase == 'Failed'", "n": "finally"}

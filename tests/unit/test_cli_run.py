@@ -496,6 +496,22 @@ def test_the_etl_example_runs_locally_and_prints_110() -> None:
     assert "etl-pipeline Succeeded (4/4)" in done.stderr
 
 
+def test_the_conditions_example_runs_locally_skips_small_and_handles_deploys_failure() -> None:
+    done = taskjob_cli("run", str(REPO / "examples" / "conditions.yaml"))
+    assert done.returncode == 0, done.stderr
+    assert "conditions Succeeded (4/6)" in done.stderr
+    assert "rollback: rolled back after deploy failed" in done.stdout
+    assert "big batch of 7" in done.stderr and "small batch" not in done.stderr
+
+
+def test_the_notify_example_runs_its_finally_tasks_locally_with_the_outcome() -> None:
+    done = taskjob_cli("run", str(REPO / "examples" / "notify-on-failure.yaml"))
+    assert done.returncode == 1, done.stderr
+    assert "notify-on-failure Failed (3/4)" in done.stderr
+    assert "notify: notify-on-failure Failed: load failed" in done.stdout
+    assert "cleanup: cleanup after a Failed run" in done.stderr
+
+
 def test_a_real_echo_output_gives_its_dependent_one_line(tmp_path: Path) -> None:
     taskjob = make_taskjob(
         [

@@ -343,3 +343,13 @@ def test_children_follow_adds_deletes_and_relists(model: Model) -> None:
     assert [j["metadata"]["name"] for j in model.children("jobs", owner)] == ["diamond-sink-1"]
     model.replace("pods", None, [])
     assert model.children("pods", owner) == [] and model.owned["pods"] == {}
+
+
+def test_finally_tasks_are_rows_drawn_after_every_other_task() -> None:
+    from taskjobs.dashboard.views import task_rows
+
+    tj = {"spec": {"tasks": [{"name": "a"}, {"name": "b", "dependsOn": ["a"]}],
+                   "finally": [{"name": "n"}, {"name": "m", "dependsOn": ["n"]}]},
+          "status": {"tasks": {"a": {"phase": "Succeeded"}}}}
+    rows = {r["name"]: (r["layer"], r["phase"]) for r in task_rows(tj)}
+    assert rows == {"a": (0, "Succeeded"), "b": (1, "Waiting"), "n": (2, "Waiting"), "m": (3, "Waiting")}

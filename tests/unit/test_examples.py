@@ -122,6 +122,8 @@ def test_the_issue_s_examples_are_all_there() -> None:
         "failure-policy",
         "etl-pipeline",
         "wordcount",
+        "conditions",
+        "notify-on-failure",
     }
 
 

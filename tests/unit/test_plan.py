@@ -530,6 +530,29 @@ def test_the_deadline_counts_from_creation_so_a_lost_status_does_not_restart_it(
     assert plan(meta, spec, None, [], at(59)).requeue_after == 1
 
 
+def test_a_job_that_succeeds_after_the_deadline_does_not_turn_a_failed_taskjob_succeeded() -> None:
+    # Found by test_plan_properties (read_stale_statuses): at the deadline the running task is Failed and
+    # its Job stopped; its Job then succeeds anyway (it finished before the stop reached it), and a
+    # reconcile that reads the status from before the deadline must still not call the TaskJob Succeeded.
+    spec = make_spec(task("a"), activeDeadlineSeconds=100)
+    meta = META.model_copy(update={"creation_timestamp": T0})
+    before = plan(meta, spec, None, [fact("a", 1, "Running")], at(50))
+    assert before.status.phase == "Running"
+    at_deadline = plan(meta, spec, written(before.status), [fact("a", 1, "Running")], at(100))
+    assert at_deadline.status.phase == "Failed"
+    late = [fact("a", 1, "Succeeded", finished=100.5, stopping=True)]
+    stale = plan(meta, spec, written(before.status), late, at(101))
+    assert stale.status.phase == "Failed"
+    a = (stale.status.tasks or {})["a"]
+    assert (a.phase, a.reason) == ("Failed", "DeadlineExceeded")
+    # The same Job not (yet) marked as stopped, finished after the deadline: the deadline decides too.
+    unmarked = plan(meta, spec, written(before.status), [fact("a", 1, "Succeeded", finished=100.5)], at(101))
+    assert unmarked.status.phase == "Failed"
+    # A Job that finished before the deadline, seen only after it, succeeded.
+    early = plan(meta, spec, written(before.status), [fact("a", 1, "Succeeded", finished=99)], at(101))
+    assert early.status.phase == "Succeeded"
+
+
 # ---------------------------------------------------------------- ttlSecondsAfterFinished
 
 

@@ -349,3 +349,31 @@ def test_pipeline_inside_a_dag_block_does_not_leak_its_tasks() -> None:
     with DAG("outer") as outer:
         etl().to_taskjob()
     assert outer.tasks == ()
+
+
+def test_the_sdk_builds_conditions_and_finally_tasks_that_match_the_notify_example() -> None:
+    defaults = Defaults(image="busybox:1.36", command=["sh", "-c"], retry={"limit": 0})
+    with DAG("notify-on-failure", defaults=defaults) as dag:
+        extract = Task("extract", args=['printf "3 rows" > "$TASKJOB_OUTPUT_PATH"'])
+        load = Task("load", args=['echo "load: the database refused {{tasks.extract.output}}" >&2; exit 1'])
+        extract >> load
+        notify = Task(
+            "notify",
+            when="taskjob.outcome == 'Failed'",
+            args=['printf "%s %s: %s failed" "$TASKJOB_NAME" "$TASKJOB_OUTCOME" "$TASKJOB_FAILED_TASKS" '
+                  '| tee "$TASKJOB_OUTPUT_PATH"'],
+        )
+        cleanup = Task("cleanup", args=['echo "cleanup after a $TASKJOB_OUTCOME run"'])
+    dag.add_finally(notify, cleanup)
+    example = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "notify-on-failure.yaml").read_text())
+    assert dag.to_manifest()["spec"] == example["spec"]
+    assert dag.validate().ok
+
+
+def test_a_task_phase_reads_in_a_when_and_a_bad_condition_is_refused_with_its_field() -> None:
+    build = Task("build", image="busybox")
+    rollback = Task("rollback", image="busybox", depends_on=[build], when=f"{build.phase} == 'Failed'")
+    assert rollback.to_manifest()["when"] == "tasks.build.phase == 'Failed'"
+    bad = TaskJobBuilder("bad", [build, Task("x", image="busybox", when="tasks.build.phase == 'Failed'")])
+    with pytest.raises(InvalidTaskJob, match=r"spec.tasks\[1\].when: tasks.build is not a dependency"):
+        bad.check()

@@ -28,6 +28,7 @@ from typing import IO, Any, Literal, Protocol
 from ..core import naming
 from ..core.actions import Plan, StopJob
 from ..core.facts import AttemptFact
+from ..core.flow import Flow
 from ..core.inputs import inputs_for
 from ..core.models import TERMINAL_PHASES, TaskJob, TaskJobMeta, TaskJobSpec, TaskJobStatus
 from ..core.observe import MAX_CONTAINER_MESSAGE
@@ -446,6 +447,7 @@ class LocalExecutor:
             "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
         }
         self.tasks = resolve_tasks(spec)
+        self.flow = Flow(spec)  # finally tasks get the outcome in their env
         self.runtime = runtime
         self.workdir = workdir
         self.starter: ProcessStarter = starter or SubprocessStarter()
@@ -515,7 +517,7 @@ class LocalExecutor:
                 return plan
 
     def _start(self, task_name: str, attempt: int, now: datetime) -> None:
-        task = self.tasks[task_name]
+        task = self.flow.with_outcome(self.tasks[task_name], (self._status.tasks if self._status else None) or {})
         inputs = inputs_for(task, {f.task: f.output or "" for f in self._facts.values() if f.phase == "Succeeded"})
         job_name = naming.job_name(self.meta.name, task_name, attempt)
         output = self.workdir / f"{job_name}.output"

@@ -305,8 +305,8 @@ def graph(ctx: click.Context, source: str, fmt: str, namespace: str | None) -> N
         drawings = []
         for doc in load_taskjobs([source], templates=True):
             tj = _validated(doc)
-            tasks = [(t.name, list(t.depends_on or [])) for t in tj.spec.tasks]
-            drawings.append(_draw(fmt, tj.metadata.name, tasks, None))
+            plain = doc.body if isinstance(doc.body, Mapping) else {}
+            drawings.append(_draw(fmt, tj.metadata.name, views.spec_tasks(plain), None, views.spec_notes(plain)))
         click.echo("\n".join(drawings), nl=False)
         return
     if "/" in source or source.endswith((".yaml", ".yml", ".json")):
@@ -314,13 +314,19 @@ def graph(ctx: click.Context, source: str, fmt: str, namespace: str | None) -> N
     cluster = _cluster(ctx)
     ns = namespace or cluster.namespace
     obj = cluster.get(ns, source)
-    click.echo(_draw(fmt, source, views.spec_tasks(obj), views.task_phases(obj)), nl=False)
+    click.echo(_draw(fmt, source, views.spec_tasks(obj), views.task_phases(obj), views.spec_notes(obj)), nl=False)
 
 
-def _draw(fmt: str, name: str, tasks: list[tuple[str, list[str]]], phases: Mapping[str, str] | None) -> str:
+def _draw(
+    fmt: str,
+    name: str,
+    tasks: list[tuple[str, list[str]]],
+    phases: Mapping[str, str] | None,
+    notes: Mapping[str, str] | None = None,
+) -> str:
     if fmt == "dot":
-        return views.dot(name, tasks, phases)
-    return f"%% TaskJob {name}\n" + views.mermaid(tasks, phases)
+        return views.dot(name, tasks, phases, notes)
+    return f"%% TaskJob {name}\n" + views.mermaid(tasks, phases, notes)
 
 
 # ---------------------------------------------------------------- run

@@ -58,14 +58,36 @@ PENDING_PHASES = frozenset({"Waiting", "Ready", "Retrying"})
 
 
 def spec_tasks(obj: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
-    """Return (name, dependsOn) of every task in the object's spec, as written (valid or not)."""
-    tasks = (obj.get("spec") or {}).get("tasks") or []
+    """Return (name, dependsOn) of every task in the object's spec, as written (valid or not).
+
+    spec.finally tasks come last: they run after every other task.
+    """
+    spec = obj.get("spec") or {}
+    tasks, final = spec.get("tasks") or [], spec.get("finally") or []
+    listed = [*(tasks if isinstance(tasks, list) else []), *(final if isinstance(final, list) else [])]
     pairs: list[tuple[str, list[str]]] = []
-    for t in tasks if isinstance(tasks, list) else []:
+    for t in listed:
         if isinstance(t, Mapping) and isinstance(t.get("name"), str):
             deps = t.get("dependsOn") or []
             pairs.append((t["name"], [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []))
     return pairs
+
+
+def spec_notes(obj: Mapping[str, Any]) -> dict[str, str]:
+    """Return what `get` and `graph` say of a task beyond its name: "finally", its `when` condition."""
+    spec = obj.get("spec") or {}
+    notes: dict[str, str] = {}
+    for group in ("tasks", "finally"):
+        listed = spec.get(group) or []
+        for t in listed if isinstance(listed, list) else []:
+            if not isinstance(t, Mapping) or not isinstance(t.get("name"), str):
+                continue
+            parts = ["finally"] if group == "finally" else []
+            if isinstance(t.get("when"), str):
+                parts.append(f"when {t['when']}")
+            if parts:
+                notes[t["name"]] = ", ".join(parts)
+    return notes
 
 
 def dag_order(tasks: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
@@ -154,6 +176,7 @@ def task_rows(obj: Mapping[str, Any], now: datetime) -> list[TaskRow]:
     status = parse_status(obj)
     states = status.tasks or {}
     level = depths(tasks)
+    notes = spec_notes(obj)
     rows: list[TaskRow] = []
     for name in dag_order(tasks):
         state = states.get(name) or TaskState()
@@ -173,7 +196,8 @@ def task_rows(obj: Mapping[str, Any], now: datetime) -> list[TaskRow]:
                 duration=duration,
                 next_retry_in=next_retry,
                 exit_code=state.exit_code,
-                message=_task_message(state),
+                # A task not decided yet shows what it waits on: its condition, or that it is a finally task.
+                message=_task_message(state) or (notes.get(name, "") if state.phase in ("Waiting", "Ready") else ""),
             )
         )
     return rows
@@ -342,12 +366,22 @@ def _mermaid_id(name: str) -> str:
     return "t_" + name.replace("-", "_")
 
 
-def mermaid(tasks: Sequence[tuple[str, Sequence[str]]], phases: Mapping[str, str] | None = None) -> str:
-    """Return the DAG as a mermaid flowchart; with `phases`, nodes are classed (and coloured) by task phase."""
+def mermaid(
+    tasks: Sequence[tuple[str, Sequence[str]]],
+    phases: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> str:
+    """Return the DAG as a mermaid flowchart; with `phases`, nodes are classed (and coloured) by task phase.
+
+    `notes` (spec_notes: finally, conditions) are added under the names.
+    """
     lines = ["flowchart TD"]
     names = {name for name, _ in tasks}
     for name, _ in tasks:
         label = f"{name}<br/>{phases.get(name, 'Waiting')}" if phases is not None else name
+        if notes and name in notes:
+            text = notes[name].replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")  # mermaid entities
+            label += f"<br/><i>{text}</i>"
         lines.append(f'  {_mermaid_id(name)}["{label}"]')
     for name, deps in tasks:
         lines.extend(f"  {_mermaid_id(d)} --> {_mermaid_id(name)}" for d in deps if d in names)
@@ -365,8 +399,16 @@ def _dot_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def dot(name: str, tasks: Sequence[tuple[str, Sequence[str]]], phases: Mapping[str, str] | None = None) -> str:
-    """Return the DAG in Graphviz dot; with `phases`, nodes are filled by task phase and labelled with it."""
+def dot(
+    name: str,
+    tasks: Sequence[tuple[str, Sequence[str]]],
+    phases: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> str:
+    """Return the DAG in Graphviz dot; with `phases`, nodes are filled by task phase and labelled with it.
+
+    `notes` (spec_notes: finally, conditions) are added under the names.
+    """
     lines = [
         f"digraph {_dot_quote(name)} {{",
         "  rankdir=LR;",
@@ -374,11 +416,13 @@ def dot(name: str, tasks: Sequence[tuple[str, Sequence[str]]], phases: Mapping[s
     ]
     names = {n for n, _ in tasks}
     for task, _ in tasks:
+        note = "\\n" + _dot_quote(notes[task])[1:-1] if notes and task in notes else ""
         if phases is None:
-            lines.append(f"  {_dot_quote(task)};")
+            label = _dot_quote(task)[:-1] + note + '"'
+            lines.append(f"  {_dot_quote(task)};" if not note else f"  {_dot_quote(task)} [label={label}];")
         else:
             phase = phases.get(task, "Waiting")
-            label = _dot_quote(task)[:-1] + "\\n" + phase + '"'  # dot's own line break inside the label
+            label = _dot_quote(task)[:-1] + "\\n" + phase + note + '"'  # dot's own line break inside the label
             lines.append(f'  {_dot_quote(task)} [label={label}, fillcolor="{GRAPH_COLORS.get(phase, "#ffffff")}"];')
     for task, deps in tasks:
         lines.extend(f"  {_dot_quote(d)} -> {_dot_quote(task)};" for d in deps if d in names)

@@ -150,6 +150,20 @@ class TaskSpec(TaskTemplate):
         description="Among ready tasks, higher starts first when parallelism binds. Default 0.",
     )
 
+    when: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description=(
+            "A CEL condition; the task runs only when it is true, else it ends Skipped (reason "
+            "ConditionFalse) and its dependents still run unless they read its output. It may read "
+            "tasks.<dependency>.phase, .reason and .output (e.g. int(tasks.count.output) > 3), and in a "
+            "finally task taskjob.outcome and taskjob.failedTasks. Reading a dependency's phase or "
+            "reason handles its outcome: its failure does not skip this task (e.g. "
+            "tasks.build.phase == 'Failed' runs a task when build failed)."
+        ),
+    )
+
     # No CEL rule for self-dependency: with tasks and dependsOn both capped at 10,000 its estimated
     # cost (10,000 x 10,007) is 10x the API server's per-rule budget. dag.build reports it instead.
 
@@ -159,6 +173,19 @@ FailurePolicy = Literal["FailFast", "ContinueIndependent"]
 
 class TaskJobSpec(ApiModel):
     """A DAG of tasks, each run as Kubernetes Jobs; what to run and how."""
+
+    # spec.finally's own rule keeps it unchanged; this one keeps it from being added or removed later,
+    # which would start tasks in (or drop them from) a TaskJob that may already be final.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.finally) == has(oldSelf.finally)",
+                    "message": "spec.finally cannot be added or removed after creation; create a new TaskJob",
+                }
+            ]
+        }
+    )
 
     parallelism: int | None = Field(
         None, ge=1, description="At most this many tasks run at once. Unset: no limit."
@@ -198,6 +225,24 @@ class TaskJobSpec(ApiModel):
             ],
         },
     )
+    finally_: list[TaskSpec] | None = Field(
+        None,
+        alias="finally",
+        max_length=100,
+        description=(
+            "Tasks that run after every task of spec.tasks has ended, whatever the outcome (not after "
+            "activeDeadlineSeconds, which stops them too; not while suspended). They may depend on each "
+            "other, get TASKJOB_OUTCOME (Succeeded or Failed) and TASKJOB_FAILED_TASKS (comma-separated) "
+            "in their environment, and their failure fails the TaskJob. Cannot change after creation."
+        ),
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "spec.finally cannot change after creation; create a new one"}
+            ],
+        },
+    )
 
 
 # ---------------------------------------------------------------- status
@@ -221,7 +266,8 @@ class TaskState(StatusModel):
         "Waiting",
         description=(
             "Waiting (dependencies not done), Ready (may start), Running, Retrying (waiting for "
-            "nextRetryTime), Succeeded, Failed (for good), Skipped (a dependency failed or the TaskJob stopped)."
+            "nextRetryTime), Succeeded, Failed (for good), Skipped (its condition was false, a dependency "
+            "failed or the TaskJob stopped; the reason says which)."
         ),
     )
     attempts: int | None = Field(None, ge=0, description="Attempts started so far (Jobs created).")
@@ -281,7 +327,9 @@ class TaskJobStatus(StatusModel):
     succeeded: int | None = Field(None, description="Tasks that succeeded.")
     failed: int | None = Field(None, description="Tasks that failed for good.")
     pending: int | None = Field(None, description="Tasks not started yet or waiting to retry.")
-    skipped: int | None = Field(None, description="Tasks skipped because a dependency failed.")
+    skipped: int | None = Field(
+        None, description="Tasks skipped: a condition was false, a dependency failed, or the TaskJob stopped."
+    )
     start_time: Timestamp | None = Field(None, description="When the operator first acted on the TaskJob.")
     completion_time: Timestamp | None = Field(None, description="When the TaskJob reached a final phase.")
     observed_generation: int | None = Field(None, description="The spec generation this status reflects.")

@@ -22,17 +22,20 @@ How each task's state is decided, in topological order:
    with reason JobLost, which the normal retry rules handle. A Retrying task whose Job is gone keeps
    the status's record, nextRetryTime included.
 4. A task never started is Skipped when a dependency failed or was skipped, Ready when all its
-   dependencies succeeded, else Waiting.
+   dependencies succeeded, else Waiting. With `when` conditions or `finally` tasks, taskjobs.core.flow
+   says how (a condition decides Ready or Skipped; a task reading a dependency's phase waits for any
+   end; finally tasks wait for every task of spec.tasks), and also decides the final phase.
 
 Then the TaskJob-wide rules:
 
 - activeDeadlineSeconds counts from metadata.creationTimestamp (wall time, suspension included). Once past, every
   running task is Failed (DeadlineExceeded) and its Job stopped, every other unfinished task Skipped.
-- FailFast (the default): once a task failed for good, nothing new is created. Waiting, Ready and
-  Retrying tasks become Skipped (reason FailFast; a Retrying task keeps its last attempt's exit code:
-  it did not fail for good on its own, so it is not counted as failed and the first failure stays the
-  one named in the message). Running tasks finish; then the TaskJob is Failed. ContinueIndependent:
-  only the dependents of a failed task are skipped (rule 4).
+- FailFast (the default): once a task failed for good (and no task handles it: flow), nothing new
+  is created but finally tasks. Waiting, Ready and Retrying tasks (not finally ones) become Skipped
+  (reason FailFast; a Retrying task keeps its last attempt's exit code: it did not fail for good on
+  its own, so it is not counted as failed and the first failure stays the one named in the message).
+  Running tasks finish; then the TaskJob is Failed. ContinueIndependent: only the dependents of a
+  failed task are skipped (rule 4).
 - suspend: nothing is created; running tasks finish. A retry that fell due meanwhile starts on resume.
 - Candidates (Ready tasks and Retrying tasks that are due) start by priority, highest first, then in
   topological order, while running + created <= parallelism.
@@ -62,10 +65,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 
-from . import dag
+from . import flow
 from .actions import CreateJob, Event, Plan, RetryRequest, StopJob
 from .backoff import is_non_retriable, max_attempts, next_retry_time, retry_delay
+from .conditions import ConditionError, evaluate
 from .facts import AttemptFact
+from .inputs import input_value
 from .models import (
     TERMINAL_PHASES,
     TERMINAL_TASK_PHASES,
@@ -98,13 +103,15 @@ def plan(
     attempts: Iterable[AttemptFact],
     now: datetime,
     retry: RetryRequest | None = None,
+    outputs: Mapping[str, str] | None = None,
 ) -> Plan:
     """Return the new status and the actions that move the TaskJob on from what was observed.
 
     `spec` must be valid (dag.build accepts it); `status` is the last written status (possibly stale,
-    or None); `attempts` are the observed Jobs, any number per task; `retry` a manual retry request.
+    or None); `attempts` are the observed Jobs, any number per task; `retry` a manual retry request;
+    `outputs` the task outputs recorded so far (for `when` conditions; a Job's own output comes first).
     """
-    result = Planner(meta, spec, now, status).run({f.job_name: f for f in attempts}, retry)
+    result = Planner(meta, spec, now, status, outputs=outputs).run({f.job_name: f for f in attempts}, retry)
     assert result is not None  # only a planner with a memory gives up
     return result
 
@@ -133,8 +140,9 @@ class SpecShape:
 
     def __init__(self, spec: TaskJobSpec) -> None:
         self.spec = spec
-        self.graph = dag.build([(t.name, tuple(t.depends_on or ())) for t in spec.tasks])
-        self.specs = {t.name: t for t in spec.tasks}
+        self.graph = flow.build_graph(spec)  # spec.tasks, then spec.finally
+        self.specs = {t.name: t for t in flow.all_tasks(spec)}
+        self.flow = flow.Flow(spec)  # when conditions and finally tasks
         self.position = {name: i for i, name in enumerate(self.graph.order)}
         self.resolved: dict[str, ResolvedTask] = {}  # filled on demand: most tasks never need it
 
@@ -196,6 +204,7 @@ class Planner:
         status: TaskJobStatus | None = None,
         shape: SpecShape | None = None,
         memory: Memory | None = None,
+        outputs: Mapping[str, str] | None = None,
     ) -> None:
         self.meta = meta
         self.spec = spec
@@ -228,6 +237,9 @@ class Planner:
         self.wakeups: list[datetime] = []
         self.stops: dict[str, StopJob] = {}
         self.replaced: dict[str, TaskState] = {}  # state of each task created now, before its creation
+        self.flow = self.shape.flow
+        self.outputs = outputs or {}  # recorded outputs by task, for `when` (a Job's own output comes first)
+        self.main_open: bool | None = None  # whether a task of spec.tasks is unfinished (finally tasks wait)
 
     def task(self, name: str) -> ResolvedTask:
         """Return a task's effective settings."""
@@ -280,7 +292,10 @@ class Planner:
         if memory is not None and failfast and self.phases.get("Failed"):
             return None  # FailFast skips every unfinished task
         halt = self._halt() if memory is None else None
-        creates = [] if halt or self.spec.suspend else self._create()
+        if halt == "failfast" and self.flow.final:
+            self._decide_finally_again()  # FailFast may just have ended the last open task of spec.tasks
+        # After a FailFast failure only finally tasks start; after the deadline or while suspended none.
+        creates = [] if halt == "deadline" or self.spec.suspend else self._create(final_only=halt is not None)
 
         if memory is None:
             self.touched = list(self.graph.order)  # every task was decided
@@ -330,7 +345,7 @@ class Planner:
             self.phases = Counter(s.phase for s in self.states.values())
             self.ready = sorted(self.shape.ready_key(n) for n, s in self.states.items() if s.phase == "Ready")
             return self.graph.order
-        dirty = changed | set(self.memory.volatile)
+        dirty = changed | set(self.memory.volatile) | set(self.flow.final)  # finally tasks watch every task
         decided: list[str] = []
         position = self.shape.position
         heap = [(position[n], n) for n in dirty]
@@ -364,7 +379,9 @@ class Planner:
         `changed`: the tasks whose state may differ from the previous status (None: any).
         """
         counts = count_phases(self.phases)
-        phase = taskjob_phase(counts, suspended=bool(self.spec.suspend), started=self.started)
+        # With conditions or finally tasks, "every task succeeded" is not the rule: flow decides (O(tasks), once).
+        failing = None if self.flow.plain or not counts.finished else self.flow.failing(self.states, self.graph.order)
+        phase = taskjob_phase(counts, suspended=bool(self.spec.suspend), started=self.started, failing=failing)
 
         final = phase in TERMINAL_PHASES
         failure = self._failure() if final or halt == "failfast" else None
@@ -414,7 +431,8 @@ class Planner:
                 delete = self.now >= at
                 wakeups.append(at)
         else:
-            if halt is None and not self.spec.suspend:
+            # After FailFast only finally tasks can still retry; after the deadline nothing does.
+            if (halt is None or (halt == "failfast" and self.flow.final)) and not self.spec.suspend:
                 wakeups.extend(self.retry_wakeups)
             deadline_at = self._deadline_at()
             if deadline_at is not None:
@@ -537,14 +555,72 @@ class Planner:
         return self._unseen(name, recorded, prev)
 
     def _not_started(self, name: str) -> TaskState:
+        if self.flow.plain:
+            ready = True
+            for dep in self.graph.deps[name]:
+                phase = self.states[dep].phase
+                if phase in ("Failed", "Skipped"):
+                    word = "failed" if phase == "Failed" else "was skipped"
+                    return self._skipped("DependencyFailed", f"dependency {dep} {word}")
+                ready = ready and phase == "Succeeded"
+            return _READY if ready else _WAITING
+        return self._not_started_flow(name)
+
+    def _not_started_flow(self, name: str) -> TaskState:
+        """Decide a task not started yet under the rules of conditions and finally tasks (taskjobs.core.flow)."""
+        if name in self.flow.final_set and self._main_open():
+            return _WAITING
+        handles = self.flow.outcomes_read(name)
         ready = True
         for dep in self.graph.deps[name]:
-            phase = self.states[dep].phase
-            if phase in ("Failed", "Skipped"):
-                word = "failed" if phase == "Failed" else "was skipped"
-                return self._skipped("DependencyFailed", f"dependency {dep} {word}")
-            ready = ready and phase == "Succeeded"
-        return _READY if ready else _WAITING
+            state = self.states[dep]
+            if dep in handles:  # this task handles dep's outcome: it waits for any end
+                ready = ready and state.phase in TERMINAL_TASK_PHASES
+                continue
+            skip = self.flow.skip_for(name, dep, state)
+            if skip is not None:
+                return self._skipped(*skip)
+            ready = ready and state.phase in TERMINAL_TASK_PHASES
+        if not ready:
+            return _WAITING
+        when = self.flow.whens.get(name)
+        if when is None:
+            return _READY
+        view = {
+            dep: {"phase": self.states[dep].phase, "reason": self.states[dep].reason or "", "output": self._output(dep)}
+            for dep in when.tasks
+        }
+        taskjob = self.flow.taskjob_vars(self.states) if when.uses_taskjob else None
+        try:
+            true = evaluate(when, view, taskjob=taskjob)
+        except ConditionError as err:
+            return TaskState(phase="Failed", finish_time=self.now, reason=flow.CONDITION_ERROR, message=cut(str(err)))
+        return _READY if true else self._skipped(flow.CONDITION_FALSE, f"condition {when.source} is false")
+
+    def _output(self, name: str) -> str:
+        """Return the output task `name` hands on ('' when none): its Job's, else the recorded one."""
+        fact = self.latest.get(name)
+        if fact is not None and fact.phase == "Succeeded" and fact.output is not None:
+            return input_value(fact.output)
+        return input_value(self.outputs.get(name, ""))
+
+    def _main_open(self) -> bool:
+        """Return whether a task of spec.tasks is unfinished; asked only once they are all decided."""
+        if self.main_open is None:
+            if self.memory is None:
+                self.main_open = self.flow.main_open(self.states)
+            else:  # count, not scan: the plan with a memory is O(changes)
+                unfinished = sum(n for p, n in self.phases.items() if p not in TERMINAL_TASK_PHASES)
+                final = sum(1 for f in self.flow.final if self.states[f].phase not in TERMINAL_TASK_PHASES)
+                return unfinished - final > 0
+        return self.main_open
+
+    def _decide_finally_again(self) -> None:
+        """Decide the finally tasks not started again, after a TaskJob-wide rule ended tasks."""
+        self.main_open = None
+        for name in self.flow.final:
+            if self.states[name].phase in ("Waiting", "Ready"):
+                self._set(name, self._decide_based(name))
 
     def _first_start(self, name: str, prev: TaskState | None, fact: AttemptFact) -> datetime:
         return (
@@ -572,6 +648,8 @@ class Planner:
                 return self._running(
                     name, fact.model_copy(update={"phase": "Running", "reason": None, "message": None}), prev, start
                 )
+        if fact.phase == "Succeeded" and self._past_deadline(fact):
+            return self._deadline_failed(TaskState(attempts=fact.attempt, job=fact.job_name, start_time=start))
         if fact.phase == "Succeeded":
             if self.compact:
                 return TaskState(phase="Succeeded", attempts=fact.attempt)
@@ -732,12 +810,19 @@ class Planner:
 
     # ------------------------------------------------------------------ TaskJob-wide rules
 
-    def _first_failed(self) -> str | None:
-        """Return the task that failed for good first (by finish time, then topological order)."""
+    def _first_failed(self, main_only: bool = False) -> str | None:
+        """Return the task that failed for good first (by finish time, then topological order).
+
+        Failures a task handles (taskjobs.core.flow) do not count; with `main_only`, nor finally tasks'.
+        """
         best: tuple[datetime, int, str] | None = None
+        plain = self.flow.plain
         for i, name in enumerate(self.graph.order):
             state = self.states[name]
-            if state.phase == "Failed":
+            if state.phase == "Failed" and (
+                plain
+                or not (self.flow.handled(name, self.states) or (main_only and name in self.flow.final_set))
+            ):
                 key = (state.finish_time or self.now, i, name)
                 if best is None or key < best:
                     best = key
@@ -763,6 +848,34 @@ class Planner:
             return None
         return (self.meta.creation_timestamp or self.start_time) + timedelta(seconds=deadline)
 
+    def _deadline_why(self) -> str:
+        return f"the TaskJob exceeded spec.activeDeadlineSeconds ({self.spec.active_deadline_seconds}s)"
+
+    def _deadline_failed(self, state: TaskState) -> TaskState:
+        """Return the Failed state of a task whose attempt the deadline stopped."""
+        return TaskState(
+            phase="Failed",
+            attempts=state.attempts,
+            job=state.job,
+            start_time=state.start_time,
+            finish_time=self.now,
+            reason="DeadlineExceeded",
+            message=f"stopped: {self._deadline_why()}",
+        )
+
+    def _past_deadline(self, fact: AttemptFact) -> bool:
+        """Return whether a succeeded attempt ended too late to count: the deadline stopped its task.
+
+        Final stays final: the plan at the deadline Failed the task and stopped its Job. If the Job
+        succeeds anyway (it finished before the stop reached it), a reconcile reading a status from
+        before the deadline must decide the same, so an attempt that ended at or after the deadline, or
+        whose Job the operator asked to stop, is not a success once the deadline has passed.
+        """
+        deadline_at = self._deadline_at()
+        if deadline_at is None or self.now < deadline_at:
+            return False
+        return fact.stopping or fact.finish_time is None or fact.finish_time >= deadline_at
+
     def _halt(self) -> str | None:
         """Apply the deadline or FailFast to unfinished tasks; return which stopped the TaskJob, or None."""
         unfinished = [n for n in self.graph.order if self.states[n].phase not in TERMINAL_TASK_PHASES]
@@ -771,41 +884,40 @@ class Planner:
         deadline = self.spec.active_deadline_seconds
         deadline_at = self._deadline_at()
         if deadline is not None and deadline_at is not None and self.now >= deadline_at:
-            why = f"the TaskJob exceeded spec.activeDeadlineSeconds ({deadline}s)"
+            why = self._deadline_why()
             for name in unfinished:
                 state = self.states[name]
                 if state.phase == "Running":
-                    self._set(name, TaskState(
-                        phase="Failed",
-                        attempts=state.attempts,
-                        job=state.job,
-                        start_time=state.start_time,
-                        finish_time=self.now,
-                        reason="DeadlineExceeded",
-                        message=f"stopped: {why}",
-                    ))  # fmt: skip
+                    self._set(name, self._deadline_failed(state))
                 else:
                     verb = "not retried" if state.phase == "Retrying" else "not started"
                     self._set(name, self._skipped("DeadlineExceeded", f"{verb}: {why}", state))
             return "deadline"
         if self.spec.failure_policy != "ContinueIndependent":
-            culprit = self._first_failed()
+            culprit = self._first_failed(main_only=True)
             if culprit is None:
                 return None
             for name in unfinished:
                 state = self.states[name]
-                if state.phase != "Running":
+                if state.phase != "Running" and name not in self.flow.final_set:  # finally tasks run anyway
                     verb = "not retried" if state.phase == "Retrying" else "not started"
                     self._set(name, self._skipped("FailFast", f"{verb}: task {culprit} failed", state))
             return "failfast"
         return None
 
-    def _create(self) -> list[CreateJob]:
-        """Start the best candidates (Ready tasks, Retrying ones due) within parallelism; return the creates."""
+    def _create(self, final_only: bool = False) -> list[CreateJob]:
+        """Start the best candidates (Ready tasks, Retrying ones due) within parallelism; return the creates.
+
+        `final_only`: only finally tasks may start (FailFast stopped the others).
+        """
         due = sorted(self.shape.ready_key(n) for n in self.due)
         limit = self.spec.parallelism
         room = None if limit is None else max(0, limit - self.phases.get("Running", 0))
-        chosen = [name for _, _, name in islice(heapq.merge(self.ready, due), room)]
+        candidates = heapq.merge(self.ready, due)
+        if final_only:
+            final = self.flow.final_set
+            candidates = (key for key in candidates if key[2] in final)
+        chosen = [name for _, _, name in islice(candidates, room)]
         creates: list[CreateJob] = []
         for name in chosen:
             old = self.states[name]

@@ -84,5 +84,5 @@ def resolve_task(task: TaskSpec, defaults: TaskTemplate | None) -> ResolvedTask:
 
 
 def resolve_tasks(spec: TaskJobSpec) -> dict[str, ResolvedTask]:
-    """Return every task's effective settings, by name, in spec order."""
-    return {t.name: resolve_task(t, spec.defaults) for t in spec.tasks}
+    """Return every task's effective settings, by name, in spec order (spec.tasks, then spec.finally)."""
+    return {t.name: resolve_task(t, spec.defaults) for t in (*spec.tasks, *(spec.finally_ or ()))}

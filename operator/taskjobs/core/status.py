@@ -61,9 +61,15 @@ def count_phases(by_phase: Mapping[str, int]) -> Counts:
     )
 
 
-def taskjob_phase(counts: Counts, *, suspended: bool, started: bool) -> TaskJobPhase:
-    """Return the TaskJob phase: final once every task is, else Suspended, Running or Pending."""
+def taskjob_phase(counts: Counts, *, suspended: bool, started: bool, failing: bool | None = None) -> TaskJobPhase:
+    """Return the TaskJob phase: final once every task is, else Suspended, Running or Pending.
+
+    Final: Failed unless every task succeeded; `failing`, when given, decides instead (conditions and
+    handled failures: taskjobs.core.flow).
+    """
     if counts.finished:
+        if failing is not None:
+            return "Failed" if failing else "Succeeded"
         return "Succeeded" if counts.succeeded == counts.total else "Failed"
     if suspended:
         return "Suspended"
@@ -110,6 +116,8 @@ def describe(
             f"exceeded spec.activeDeadlineSeconds ({deadline_seconds}s); "
             f"{counts.succeeded} of {_tasks(counts.total)} succeeded"
         )
+    elif phase == "Succeeded" and counts.succeeded != counts.total:  # tasks skipped by a condition, handled failures
+        text = f"succeeded: {summary(counts)}"
     elif phase == "Succeeded":
         text = "the task succeeded" if counts.total == 1 else f"all {counts.total} tasks succeeded"
     elif failure is not None and phase == "Failed":

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from . import dag
+from . import dag, flowcheck
 from .inputs import OUTPUT_REF, output_references
 from .models import DNS_LABEL, MAX_TASKS, TaskJob, TaskJobMeta, TaskJobSpec, TaskJobStatus
 
@@ -195,6 +195,7 @@ def _validate_spec(spec: Any) -> tuple[TaskJobSpec | None, dag.Graph | None, tup
         problems.extend(_repeated_dependencies(tasks))
         problems.extend(_image_problems(spec, tasks))
         problems.extend(_reference_problems(spec, tasks))
+        problems.extend(Problem(path, message) for path, message in flowcheck.problems(spec, _texts))
     if problems:
         return None, None, _ordered(problems)
     return parsed, graph, ()

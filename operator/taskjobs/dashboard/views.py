@@ -45,7 +45,8 @@ def _status(tj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _tasks_spec(tj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    tasks = (tj.get("spec") or {}).get("tasks") or []
+    spec = tj.get("spec") or {}
+    tasks = [*(spec.get("tasks") or []), *(spec.get("finally") or [])]  # finally tasks run last: listed last
     return [t for t in tasks if isinstance(t, Mapping) and isinstance(t.get("name"), str)]
 
 
@@ -222,6 +223,10 @@ def task_rows(tj: Mapping[str, Any]) -> list[Obj]:
     states = _status(tj).get("tasks") or {}
     spec = _tasks_spec(tj)
     layer = depths(spec)
+    final = {t.get("name") for t in (tj.get("spec") or {}).get("finally") or [] if isinstance(t, Mapping)}
+    if final:  # finally tasks are drawn in layers after every other task
+        below = 1 + max((v for n, v in layer.items() if n not in final), default=-1)
+        layer = {n: v + below if n in final else v for n, v in layer.items()}
     rows = []
     for t in spec:
         name = str(t["name"])

@@ -96,7 +96,15 @@ class Reconciler:
         facts = self.store.fact_map(key)
         retry = RetryRequest.from_annotations(body["metadata"].get("annotations"))
         the_plan, memory = replan(
-            meta, result.taskjob.spec, base.memory, base.status, facts, now, retry, changed_jobs=base.changed_jobs
+            meta,
+            result.taskjob.spec,
+            base.memory,
+            base.status,
+            facts,
+            now,
+            retry,
+            changed_jobs=base.changed_jobs,
+            outputs=self.store.recorded_outputs(key),
         )
         await self._record_outputs(key, body, memory.latest, the_plan.changed)
         await self._execute(key, body, meta, memory.shape, facts, the_plan, now)
@@ -140,7 +148,7 @@ class Reconciler:
             succeeded = {f.task: f for f in facts.values() if f.phase == "Succeeded"}
 
             async def create(task_name: str, attempt: int) -> None:
-                task = shape.task(task_name)
+                task = shape.flow.with_outcome(shape.task(task_name), the_plan.status.tasks or {})  # finally tasks
                 manifest = render_job(meta, task, attempt, inputs_for(task, outputs))
                 name = manifest["metadata"]["name"]
                 created = await self.kube.create_job(key[0], manifest)
