@@ -40,23 +40,25 @@ def replan(
     now: datetime,
     retry: RetryRequest | None = None,
     changed_jobs: Collection[str] | None = None,
+    outputs: Mapping[str, str] | None = None,
 ) -> tuple[Plan, Memory]:
     """Return the plan for the facts (by Job name) and the memory for the next call.
 
     With a memory, `status` is ignored: the memory's status is the previous status (the caller passes a
     memory only when the status it holds is the one the memory's plan produced). `changed_jobs`, if
     given, names every Job whose fact may differ from the memory's (else all are compared). `facts` must
-    not be changed after the call: the memory keeps it.
+    not be changed after the call: the memory keeps it. `outputs`: the task outputs recorded so far,
+    which fan-out tasks read (core/fanout.py).
     """
     shape = None
     if memory is not None:
         if _fits(memory, meta, spec, retry):
-            planner = Planner(meta, spec, now, shape=memory.shape, memory=memory)
+            planner = Planner(meta, spec, now, shape=memory.shape, memory=memory, outputs=outputs)
             result = planner.run(facts, changed_jobs=changed_jobs)
             if result is not None:
                 return result, remember(planner, result, facts)
         status, shape = memory.status, memory.shape  # the planner takes the shape only if it is of this spec
-    planner = Planner(meta, spec, now, status, shape)
+    planner = Planner(meta, spec, now, status, shape, outputs=outputs)
     result = planner.run(facts, retry)
     assert result is not None  # only a planner with a memory gives up
     return result, remember(planner, result, facts)
@@ -97,6 +99,7 @@ def remember(planner: Planner, result: Plan, facts: Mapping[str, AttemptFact]) -
         finished_stops=planner.finished_stops,
         phases=+planner.phases,
         started=planner.started,
+        join_phases={name: +count for name, count in planner.join_phases.items()},
     )
 
 
