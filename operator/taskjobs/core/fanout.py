@@ -22,13 +22,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .dag import Graph
+from .dag import Graph, quote, suggest
 from .inputs import input_value
-from .models import DEFAULT_MAX_ITEMS, TaskJobMeta, TaskSpec
+from .models import DEFAULT_MAX_ITEMS, MAX_UNITS, TaskJobMeta, TaskSpec
 from .render import CONTAINER, ENV_INPUTS, render_job
 from .resolve import ResolvedTask
 
@@ -96,19 +96,13 @@ def missing_field(items: Sequence[Any], fields: Sequence[str]) -> str | None:
     for i, item in enumerate(items):
         for path in fields:
             if not _field(item, path)[0]:
-                return f"item {i} ({_short(item)}) has no field {path[1:]!r}, used as {{{{item{path}}}}}"
+                return f"item {i} ({_short(item)}) has no field {quote(path[1:])}, used as {{{{item{path}}}}}"
     return None
 
 
 def _short(item: Any, limit: int = 60) -> str:
     text = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def task_texts(task: TaskSpec, defaults_texts: Sequence[str] = ()) -> list[str]:
-    """Return the command, args and env values of a task where {{item}} may appear."""
-    texts = [*(task.command or ()), *(task.args or ()), *(e.value for e in task.env or () if e.value)]
-    return texts or list(defaults_texts)
 
 
 def expand(task: TaskSpec, output: str | None, fields: Sequence[str] = ()) -> Expansion | None:
@@ -264,3 +258,98 @@ def render_unit(
         ]
         container["env"] = [v for i, v in enumerate(env) if i < ours + 2 or v["name"] not in (ENV_ITEM, ENV_ITEM_INDEX)]
     return job
+
+
+# ---------------------------------------------------------------- validation
+
+MAX_FANOUT_NAME = 58  # "-<index>" (up to "-9999") must fit the 63-character label value taskjob.dev/task
+
+
+def spec_problems(tasks: Sequence[Any], defaults: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Yield (field path, reason) for each fan-out problem in the raw tasks (spec.tasks as written)."""
+    names = {t["name"]: i for i, t in enumerate(tasks) if isinstance(t, dict) and isinstance(t.get("name"), str)}
+    fanouts = {
+        t["name"]: i
+        for i, t in enumerate(tasks)
+        if isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("forEach"), dict)
+    }
+    units = 0
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict):
+            continue
+        base = f"spec.tasks[{i}]"
+        name = task.get("name")
+        texts = list(_raw_texts(task, defaults, base))
+        each = task.get("forEach")
+        if isinstance(name, str):
+            owner, _, digits = name.rpartition("-")
+            if owner in fanouts and digits.isdigit() and owner != name:
+                yield (
+                    f"{base}.name",
+                    f"the name {quote(name)} is taken by instance {digits} of fan-out task {quote(owner)} "
+                    f"(spec.tasks[{fanouts[owner]}]): rename one of them",
+                )
+        if not isinstance(each, dict):
+            units += 1
+            for path, text in texts:
+                if ITEM_REF.search(text):
+                    yield path, "{{item}} is only set in a task with forEach: add spec.tasks[].forEach or remove it"
+            continue
+        if isinstance(name, str) and len(name) > MAX_FANOUT_NAME:
+            yield (
+                f"{base}.name",
+                f"a fan-out task's name is at most {MAX_FANOUT_NAME} characters, so that its instances' names "
+                f"(<name>-<index>) fit in a 63-character label value",
+            )
+        where = f"{base}.forEach"
+        items, source, limit = each.get("items"), each.get("fromOutput"), each.get("maxItems")
+        if (items is None) == (source is None):
+            yield where, "set exactly one of items (a literal list) and fromOutput (a dependency's output)"
+        if items is not None and limit is not None:
+            yield f"{where}.maxItems", "applies to fromOutput only: a literal list's length is its limit"
+        if isinstance(source, str):
+            raw = task.get("dependsOn")
+            deps: list[Any] = raw if isinstance(raw, list) else []
+            if source not in names:
+                yield f"{where}.fromOutput", f"names an unknown task {quote(source)}{suggest(source, names)}"
+            elif source == name:
+                yield f"{where}.fromOutput", "a task cannot fan out over its own output"
+            elif source not in deps:
+                yield (
+                    f"{where}.fromOutput",
+                    f"task {quote(source)} must finish first: add it to {base}.dependsOn (its output is the list)",
+                )
+        if isinstance(items, list):
+            units += 1 + len(items)
+            fields = item_fields(t for _, t in texts)
+            for k, item in enumerate(items):
+                for path in fields:
+                    if not _field(item, path)[0]:
+                        used = next(p for p, t in texts if f"item{path}" in t.replace(" ", ""))
+                        yield (
+                            f"{where}.items[{k}]",
+                            f"has no field {quote(path[1:])}, used as {{{{item{path}}}}} in {used}",
+                        )
+        elif source is not None:
+            units += 1 + (limit if isinstance(limit, int) and not isinstance(limit, bool) else DEFAULT_MAX_ITEMS)
+    if units > MAX_UNITS and fanouts:
+        first = min(fanouts.values())
+        yield (
+            f"spec.tasks[{first}].forEach",
+            f"the TaskJob would hold up to {units:,} tasks and fan-out instances (fromOutput counts as its maxItems, "
+            f"default {DEFAULT_MAX_ITEMS:,}); the limit is {MAX_UNITS:,}: fewer items, a lower maxItems, or split it",
+        )
+
+
+def _raw_texts(task: Mapping[str, Any], defaults: Mapping[str, Any], base: str) -> Iterator[tuple[str, str]]:
+    """Yield (path, text) for a raw task's effective command, args and env values."""
+    for key in ("command", "args", "env"):
+        where, values = (base, task.get(key)) if task.get(key) is not None else ("spec.defaults", defaults.get(key))
+        if not isinstance(values, list):
+            continue
+        for j, value in enumerate(values):
+            if key == "env":
+                if isinstance(value, dict) and isinstance(value.get("value"), str):
+                    yield f"{where}.env[{j}].value", value["value"]
+            elif isinstance(value, str):
+                yield f"{where}.{key}[{j}]", value

@@ -754,7 +754,8 @@ class Planner:
                 word = "failed" if phase == "Failed" else "was skipped"
                 return self._skipped("DependencyFailed", f"dependency {dep} {word}")
             ready = ready and phase == "Succeeded"
-        if ready and self.specs[name].for_each is not None and name not in self.shape.parent:
+        shape = self.shape
+        if ready and self.specs[name].for_each is not None and name not in shape.parent and name not in shape.joins:
             return self._unexpanded(name)
         return _READY if ready else _WAITING
 
