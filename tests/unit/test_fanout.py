@@ -83,7 +83,7 @@ def test_expand_reads_a_dependency_output_as_a_json_list_and_reports_bad_ones_wi
         ("not json", "InvalidForEachOutput", "is not JSON"),
         ('{"a": 1}', "InvalidForEachOutput", "is not a JSON list"),
         ("[1,2,3,4]", "TooManyItems", "has 4 items; forEach.maxItems allows 3"),
-        ('[{"n": 1}, {"m": 2}]', "InvalidForEachItem", "item 1 ({\"m\":2}) has no field \"n\""),
+        ('[{"n": 1}, {"m": 2}]', "InvalidForEachItem", 'item 1 ({"m":2}) has no field "n"'),
     ]:
         bad = fanout.expand(task, output, [".n"])
         assert bad is not None and bad.reason == reason and words in (bad.message or ""), (output, bad)
@@ -259,8 +259,13 @@ class Recording:
         self.outputs: dict[str, str] = {}
 
     def __call__(
-        self, kind: str, meta: TaskJobMeta, spec: TaskJobSpec, status: TaskJobStatus | None,
-        facts: tuple[AttemptFact, ...], now: Any,
+        self,
+        kind: str,
+        meta: TaskJobMeta,
+        spec: TaskJobSpec,
+        status: TaskJobStatus | None,
+        facts: tuple[AttemptFact, ...],
+        now: Any,
     ) -> Plan:
         # The shell records every succeeded output it sees before it creates a Job.
         for f in facts:
@@ -294,9 +299,14 @@ def fanouts(draw: st.DrawFn) -> tuple[TaskJobSpec, dict[str, list[Outcome]], int
     for i in range(count):
         script[f"f-{i}"] = draw(
             st.lists(
-                st.builds(Outcome, exit_code=st.sampled_from([0, 0, 1]), duration=st.integers(1, 20),
-                          output=st.just(str(i * 2))),
-                min_size=limit + 1, max_size=limit + 1,
+                st.builds(
+                    Outcome,
+                    exit_code=st.sampled_from([0, 0, 1]),
+                    duration=st.integers(1, 20),
+                    output=st.just(str(i * 2)),
+                ),
+                min_size=limit + 1,
+                max_size=limit + 1,
             )
         )
     return spec, script, count
@@ -329,3 +339,29 @@ def test_instances_are_created_exactly_once_under_stale_reads_and_watch_lag(
     extra: dict[str, Any] = {"stale_rate": 0.3} if adversity == "stale" else {"lag": 3.0}
     run = simulate(spec, scripted(script), seed=seed, planner=Recording(incremental), **extra)
     check_fanout(run, count)
+
+
+# ---------------------------------------------------------------- taskjob get
+
+
+def test_taskjob_get_shows_a_fan_out_task_as_counts_of_its_instances_and_lists_them_on_request() -> None:
+    from taskjobs.cli.views import task_rows
+
+    spec = spec_of(
+        {"name": "f", "forEach": {"items": [1, 2, 3]}, "retry": {"limit": 0}}, {"name": "after", "dependsOn": ["f"]}
+    )
+    p = plan(META, spec, None, [ok("f-0"), failed("f-1")], T0 + timedelta(seconds=10))
+    obj = {
+        "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "status": p.status.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    rows = task_rows(obj, T0 + timedelta(seconds=10))
+    assert [r.name for r in rows] == ["f", "after"]
+    assert rows[0].message.startswith("3 instances: 1 succeeded, 1 failed, 1 skipped; InstanceFailed")
+    listed = task_rows(obj, T0 + timedelta(seconds=10), instances=True)
+    assert [(r.name, r.depth, r.phase) for r in listed][:4] == [
+        ("f", 0, "Failed"),
+        ("f-0", 1, "Succeeded"),
+        ("f-1", 1, "Failed"),
+        ("f-2", 1, "Skipped"),
+    ]

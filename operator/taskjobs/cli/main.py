@@ -472,8 +472,9 @@ def submit(ctx: click.Context, file: str, namespace: str | None, follow: bool) -
 @click.argument("name")
 @cluster_options
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default=None, help="Print the object instead.")
+@click.option("--instances", is_flag=True, help="List every instance of a fan-out task (forEach), not only a count.")
 @click.pass_context
-def get(ctx: click.Context, name: str, namespace: str | None, output: str | None) -> None:
+def get(ctx: click.Context, name: str, namespace: str | None, output: str | None, instances: bool) -> None:
     """Show a TaskJob: phase, progress, times, message, and its tasks in DAG order (like `argo get`)."""
     cluster = _cluster(ctx)
     obj = cluster.get(namespace or cluster.namespace, name)
@@ -482,7 +483,7 @@ def get(ctx: click.Context, name: str, namespace: str | None, output: str | None
     elif output == "yaml":
         click.echo(yaml.safe_dump(obj, sort_keys=False), nl=False)
     else:
-        Console(highlight=False).print(views.taskjob_view(obj, datetime.now(UTC)))
+        Console(highlight=False).print(views.taskjob_view(obj, datetime.now(UTC), instances=instances))
 
 
 @cli.command(short_help="Show a TaskJob live until it finishes.")

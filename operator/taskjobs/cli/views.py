@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..core import fanout
 from ..core.actions import Plan
 from ..core.backoff import retry_delay
 from ..core.dag import DagError, build
@@ -148,14 +149,21 @@ def _task_message(state: TaskState) -> str:
     return f"{reason}: {message}" if message else reason
 
 
-def task_rows(obj: Mapping[str, Any], now: datetime) -> list[TaskRow]:
-    """Return one row per task of the object, in DAG order."""
+def task_rows(obj: Mapping[str, Any], now: datetime, *, instances: bool = False) -> list[TaskRow]:
+    """Return one row per task of the object, in DAG order; with `instances`, a fan-out task's instances follow it."""
     tasks = spec_tasks(obj)
     status = parse_status(obj)
     states = status.tasks or {}
     level = depths(tasks)
     rows: list[TaskRow] = []
-    for name in dag_order(tasks):
+    order = dag_order(tasks)
+    units: list[tuple[str, int]] = []
+    for name in order:
+        units.append((name, level.get(name, 0)))
+        items = (states.get(name) or TaskState()).items
+        if instances and items:  # a fan-out task: its instances, one level deeper
+            units.extend((fanout.instance_name(name, i), level.get(name, 0) + 1) for i in range(items))
+    for name, depth in units:
         state = states.get(name) or TaskState()
         duration = None
         if state.start_time is not None:
@@ -164,16 +172,21 @@ def task_rows(obj: Mapping[str, Any], now: datetime) -> list[TaskRow]:
         next_retry = None
         if state.phase == "Retrying" and state.next_retry_time is not None:
             next_retry = max(state.next_retry_time - now, timedelta(0))
+        message = _task_message(state)
+        if state.items is not None:  # a fan-out task: its instances in one line
+            phases = (states[u].phase for i in range(state.items) if (u := fanout.instance_name(name, i)) in states)
+            extra = f"; {message}" if message and state.phase != "Succeeded" else ""  # it says "all succeeded"
+            message = fanout.instance_summary(state.items, phases) + extra
         rows.append(
             TaskRow(
                 name=name,
-                depth=level.get(name, 0),
+                depth=depth,
                 phase=state.phase,
                 attempts=state.attempts or 0,
                 duration=duration,
                 next_retry_in=next_retry,
                 exit_code=state.exit_code,
-                message=_task_message(state),
+                message=message,
             )
         )
     return rows
@@ -324,13 +337,15 @@ def _next_retry(wait: timedelta | None) -> str:
     return f"in {human_duration(wait)}" if wait > timedelta(0) else "due"
 
 
-def taskjob_view(obj: Mapping[str, Any], now: datetime, *, with_summary: bool = True) -> RenderableType:
+def taskjob_view(
+    obj: Mapping[str, Any], now: datetime, *, with_summary: bool = True, instances: bool = False
+) -> RenderableType:
     """Return the whole view of a TaskJob (like `argo get`): header, summary line, task table."""
     parts: list[RenderableType] = [header(obj, now)]
     if with_summary:
         parts.append(summary_line(summary(obj, now)))
     parts.append(Text(""))
-    parts.append(task_table(task_rows(obj, now)))
+    parts.append(task_table(task_rows(obj, now, instances=instances)))
     return Group(*parts)
 
 

@@ -353,3 +353,17 @@ def _raw_texts(task: Mapping[str, Any], defaults: Mapping[str, Any], base: str) 
                     yield f"{where}.env[{j}].value", value["value"]
             elif isinstance(value, str):
                 yield f"{where}.{key}[{j}]", value
+
+
+# ---------------------------------------------------------------- views
+
+
+def instance_summary(items: int, phases: Iterable[str]) -> str:
+    """Return e.g. '4 instances: 3 succeeded, 1 running': a fan-out task's instances by phase."""
+    counts: dict[str, int] = {}
+    for phase in phases:
+        counts[phase] = counts.get(phase, 0) + 1
+    order = ("Running", "Retrying", "Succeeded", "Failed", "Skipped", "Ready", "Waiting")
+    parts = [f"{counts[p]} {p.lower()}" for p in order if counts.get(p)]
+    head = f"{items} instance" if items == 1 else f"{items} instances"
+    return f"{head}: {', '.join(parts)}" if parts else head
