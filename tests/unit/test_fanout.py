@@ -365,3 +365,57 @@ def test_taskjob_get_shows_a_fan_out_task_as_counts_of_its_instances_and_lists_t
         ("f-1", 1, "Failed"),
         ("f-2", 1, "Skipped"),
     ]
+
+
+# ---------------------------------------------------------------- manual retry, and a local run
+
+
+def test_a_manual_retry_of_a_failed_fan_out_task_reruns_only_its_failed_instances() -> None:
+    from taskjobs.core.actions import RetryRequest
+
+    spec = spec_of(
+        {"name": "f", "forEach": {"items": [1, 2]}, "retry": {"limit": 0}},
+        {"name": "after", "dependsOn": ["f"]},
+        failurePolicy="ContinueIndependent",
+    )
+    now = T0 + timedelta(seconds=10)
+    facts = [ok("f-0"), failed("f-1")]
+    done = plan(META, spec, None, facts, now)
+    assert done.status.phase == "Failed" and (done.status.tasks or {})["f"].phase == "Failed"
+    again = plan(META, spec, done.status, facts, now, RetryRequest(nonce="1", tasks=("f",)))
+    assert [(c.task, c.attempt) for c in again.create] == [("f-1", 2)]  # f-0 keeps its success
+    tasks = again.status.tasks or {}
+    assert tasks["f"].phase == "Running" and tasks["after"].phase == "Waiting"
+
+
+def test_taskjob_run_fans_out_over_a_dependency_output_locally(tmp_path: Any) -> None:
+    import sys
+
+    from taskjobs.cli.local import LocalExecutor
+    from taskjobs.core.models import TaskJob
+
+    write = "import os,sys; open(os.environ['TASKJOB_OUTPUT_PATH'],'w').write(sys.argv[1])"
+    taskjob = TaskJob.model_validate(
+        {
+            "metadata": {"name": "local-fan"},
+            "spec": {
+                "tasks": [
+                    {"name": "gen", "command": [sys.executable, "-c", write, '[{"n": 2}, {"n": 3}, {"n": 4}]']},
+                    {
+                        "name": "sq",
+                        "dependsOn": ["gen"],
+                        "forEach": {"fromOutput": "gen"},
+                        "command": [sys.executable, "-c", write, "{{item.n}}{{item.n}}"],
+                    },
+                    {
+                        "name": "all",
+                        "dependsOn": ["sq"],
+                        "command": [sys.executable, "-c", write, "{{tasks.sq.output}}"],
+                    },
+                ]
+            },
+        }
+    )
+    run = LocalExecutor(taskjob, workdir=tmp_path).run()
+    assert (run.status.phase, run.status.progress) == ("Succeeded", "5/5")
+    assert run.outputs["all"] == "[22,33,44]"
