@@ -164,7 +164,7 @@ def test_an_instance_failing_for_good_fails_the_task_under_the_failure_policy(
     if policy == "FailFast":  # f-2 never started: skipped, and the task has failed
         assert tasks["f-2"].phase == "Skipped" and tasks["f-2"].reason == "FailFast"
         assert tasks["f"].reason == "InstanceFailed"
-        assert (tasks["f"].message or "").startswith("1 instance of 3 failed; f-1: failed after 1 attempt")
+        assert (tasks["f"].message or "").startswith("failed: 1 of 3 instances failed; f-1 failed after 1 attempt")
     assert tasks["f"].phase == f_phase
 
 
@@ -357,7 +357,7 @@ def test_taskjob_get_shows_a_fan_out_task_as_counts_of_its_instances_and_lists_t
     }
     rows = task_rows(obj, T0 + timedelta(seconds=10))
     assert [r.name for r in rows] == ["f", "after"]
-    assert rows[0].message.startswith("3 instances: 1 succeeded, 1 failed, 1 skipped; InstanceFailed")
+    assert rows[0].message.startswith("3 instances: 1 succeeded, 1 failed, 1 skipped; InstanceFailed: failed: 1 of 3")
     listed = task_rows(obj, T0 + timedelta(seconds=10), instances=True)
     assert [(r.name, r.depth, r.phase) for r in listed][:4] == [
         ("f", 0, "Failed"),

@@ -678,7 +678,8 @@ class Planner:
             phase = "Failed" if count["Failed"] else "Skipped"
             first = next(u for u in self._instances(name) if self.states[u].phase == phase)
             state = self.states[first]
-            text = f"{_plural(count[phase], 'instance')} of {n} {phase.lower()}; {first}: {state.message or phase}"
+            word = phase.lower()
+            text = f"{word}: {count[phase]} of {_plural(n, 'instance')} {word}; {first} {state.message or word}"
             return TaskState(
                 phase=phase,
                 items=n,
