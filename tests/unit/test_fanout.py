@@ -419,3 +419,17 @@ def test_taskjob_run_fans_out_over_a_dependency_output_locally(tmp_path: Any) ->
     run = LocalExecutor(taskjob, workdir=tmp_path).run()
     assert (run.status.phase, run.status.progress) == ("Succeeded", "5/5")
     assert run.outputs["all"] == "[22,33,44]"
+
+
+def test_taskjob_graph_marks_a_fan_out_task_with_its_number_of_instances() -> None:
+    from taskjobs.cli.views import dot, fanout_marks, mermaid
+
+    spec = {"tasks": [{"name": "g"}, {"name": "f", "dependsOn": ["g"], "forEach": {"fromOutput": "g"}},
+                      {"name": "h", "forEach": {"items": [1, 2]}}]}  # fmt: skip
+    assert fanout_marks({"spec": spec}) == {"f": "×n", "h": "×2"}  # ×n: not known before g's output
+    status = {"tasks": {"f": {"phase": "Running", "items": 5}}}
+    marks = fanout_marks({"spec": spec, "status": status})
+    assert marks["f"] == "×5"
+    tasks = [("g", []), ("f", ["g"]), ("h", [])]
+    assert 't_f["f ×5<br/>Running"]' in mermaid(tasks, {"f": "Running"}, marks)
+    assert '"f" [label="f ×5\\nRunning"' in dot("x", tasks, {"f": "Running"}, marks)

@@ -292,7 +292,8 @@ def graph(ctx: click.Context, source: str, fmt: str, namespace: str | None) -> N
         for doc in load_taskjobs([source]):
             tj = _validated(doc)
             tasks = [(t.name, list(t.depends_on or [])) for t in tj.spec.tasks]
-            drawings.append(_draw(fmt, tj.metadata.name, tasks, None))
+            marks = views.fanout_marks({"spec": doc.body.get("spec") or {}})
+            drawings.append(_draw(fmt, tj.metadata.name, tasks, None, marks))
         click.echo("\n".join(drawings), nl=False)
         return
     if "/" in source or source.endswith((".yaml", ".yml", ".json")):
@@ -300,13 +301,20 @@ def graph(ctx: click.Context, source: str, fmt: str, namespace: str | None) -> N
     cluster = _cluster(ctx)
     ns = namespace or cluster.namespace
     obj = cluster.get(ns, source)
-    click.echo(_draw(fmt, source, views.spec_tasks(obj), views.task_phases(obj)), nl=False)
+    marks = views.fanout_marks(obj)
+    click.echo(_draw(fmt, source, views.spec_tasks(obj), views.task_phases(obj), marks), nl=False)
 
 
-def _draw(fmt: str, name: str, tasks: list[tuple[str, list[str]]], phases: Mapping[str, str] | None) -> str:
+def _draw(
+    fmt: str,
+    name: str,
+    tasks: list[tuple[str, list[str]]],
+    phases: Mapping[str, str] | None,
+    marks: Mapping[str, str] | None = None,
+) -> str:
     if fmt == "dot":
-        return views.dot(name, tasks, phases)
-    return f"%% TaskJob {name}\n" + views.mermaid(tasks, phases)
+        return views.dot(name, tasks, phases, marks)
+    return f"%% TaskJob {name}\n" + views.mermaid(tasks, phases, marks)
 
 
 # ---------------------------------------------------------------- run

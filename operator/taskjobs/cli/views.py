@@ -357,12 +357,21 @@ def _mermaid_id(name: str) -> str:
     return "t_" + name.replace("-", "_")
 
 
-def mermaid(tasks: Sequence[tuple[str, Sequence[str]]], phases: Mapping[str, str] | None = None) -> str:
-    """Return the DAG as a mermaid flowchart; with `phases`, nodes are classed (and coloured) by task phase."""
+def mermaid(
+    tasks: Sequence[tuple[str, Sequence[str]]],
+    phases: Mapping[str, str] | None = None,
+    marks: Mapping[str, str] | None = None,
+) -> str:
+    """Return the DAG as a mermaid flowchart; with `phases`, nodes are classed (and coloured) by task phase.
+
+    `marks` follow a task's name in its node (a fan-out task's instances: "×4").
+    """
     lines = ["flowchart TD"]
     names = {name for name, _ in tasks}
+    marks = marks or {}
     for name, _ in tasks:
-        label = f"{name}<br/>{phases.get(name, 'Waiting')}" if phases is not None else name
+        shown = f"{name} {marks[name]}" if name in marks else name
+        label = f"{shown}<br/>{phases.get(name, 'Waiting')}" if phases is not None else shown
         lines.append(f'  {_mermaid_id(name)}["{label}"]')
     for name, deps in tasks:
         lines.extend(f"  {_mermaid_id(d)} --> {_mermaid_id(name)}" for d in deps if d in names)
@@ -380,8 +389,17 @@ def _dot_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def dot(name: str, tasks: Sequence[tuple[str, Sequence[str]]], phases: Mapping[str, str] | None = None) -> str:
-    """Return the DAG in Graphviz dot; with `phases`, nodes are filled by task phase and labelled with it."""
+def dot(
+    name: str,
+    tasks: Sequence[tuple[str, Sequence[str]]],
+    phases: Mapping[str, str] | None = None,
+    marks: Mapping[str, str] | None = None,
+) -> str:
+    """Return the DAG in Graphviz dot; with `phases`, nodes are filled by task phase and labelled with it.
+
+    `marks` follow a task's name in its label (a fan-out task's instances: "×4").
+    """
+    marks = marks or {}
     lines = [
         f"digraph {_dot_quote(name)} {{",
         "  rankdir=LR;",
@@ -389,16 +407,33 @@ def dot(name: str, tasks: Sequence[tuple[str, Sequence[str]]], phases: Mapping[s
     ]
     names = {n for n, _ in tasks}
     for task, _ in tasks:
+        shown = f"{task} {marks[task]}" if task in marks else task
         if phases is None:
-            lines.append(f"  {_dot_quote(task)};")
+            lines.append(f"  {_dot_quote(task)}" + (f" [label={_dot_quote(shown)}];" if task in marks else ";"))
         else:
             phase = phases.get(task, "Waiting")
-            label = _dot_quote(task)[:-1] + "\\n" + phase + '"'  # dot's own line break inside the label
+            label = _dot_quote(shown)[:-1] + "\\n" + phase + '"'  # dot's own line break inside the label
             lines.append(f'  {_dot_quote(task)} [label={label}, fillcolor="{GRAPH_COLORS.get(phase, "#ffffff")}"];')
     for task, deps in tasks:
         lines.extend(f"  {_dot_quote(d)} -> {_dot_quote(task)};" for d in deps if d in names)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def fanout_marks(obj: Mapping[str, Any]) -> dict[str, str]:
+    """Return "×n" for each fan-out task: n instances (from the status, else a literal list), "×n" while unknown."""
+    states = parse_status(obj).tasks or {}
+    marks: dict[str, str] = {}
+    for task in (obj.get("spec") or {}).get("tasks") or []:
+        each = task.get("forEach") if isinstance(task, dict) else None
+        if not isinstance(each, dict):
+            continue
+        state = states.get(task.get("name", ""))
+        items = state.items if state is not None else None
+        if items is None and isinstance(each.get("items"), list):
+            items = len(each["items"])
+        marks[task["name"]] = f"×{items}" if items is not None else "×n"
+    return marks
 
 
 def task_phases(obj: Mapping[str, Any]) -> dict[str, str]:
