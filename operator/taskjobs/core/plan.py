@@ -45,6 +45,14 @@ again. Each keeps its attempt count as `retryBase`: attempt numbers continue (Jo
 older attempts are history, and the retry limit counts only the attempts after the base. Succeeded
 tasks and their outputs are kept. The retry does not extend activeDeadlineSeconds (patch it first).
 
+Fan-out (core/fanout.py): once a fan-out task's list is known (from the spec, or its dependency's
+output, read from that task's Job or the outputs recorded so far), its instances are units decided by
+the rules above, and the task itself is decided from their phases (`_join`): Succeeded when all
+succeeded (its output, the list of theirs, is handed to the shell to record before any create), Failed
+or Skipped once all ended, else Running, Ready or Waiting. It never gets a Job and is not counted: the
+counts and `parallelism` are of instances. A list that cannot expand fails the task when its
+dependencies succeeded. With a memory, a list that becomes known makes `run` return None (a new graph).
+
 Status stays small: empty fields are omitted, a Waiting task is just {"phase": "Waiting"}, and in a
 TaskJob of more than COMPACT_TASKS tasks succeeded and skipped tasks record only phase, attempts and
 reason (their Jobs, found by label, have the times) and running tasks leave out their Job's name (the
@@ -136,7 +144,8 @@ def _detail(exit_code: int | None, reason: str | None, message: str | None) -> s
 class SpecShape:
     """What plan derives from the spec alone (graph, order, settings): kept between plans of one generation.
 
-    With fan-out tasks expanded (`expanded`), the graph is of units: tasks and instances (core/fanout.py).
+    Given the expansions of fan-out tasks (`expand` finds them), the graph is of units: tasks and instances
+    (core/fanout.py); the plan makes a new shape when an expansion becomes known.
     """
 
     def __init__(
