@@ -433,3 +433,16 @@ def test_taskjob_graph_marks_a_fan_out_task_with_its_number_of_instances() -> No
     tasks = [("g", []), ("f", ["g"]), ("h", [])]
     assert 't_f["f ×5<br/>Running"]' in mermaid(tasks, {"f": "Running"}, marks)
     assert '"f" [label="f ×5\\nRunning"' in dot("x", tasks, {"f": "Running"}, marks)
+
+
+def test_the_dashboard_row_of_a_fan_out_task_counts_its_instances() -> None:
+    from taskjobs.dashboard.views import task_rows
+
+    spec = spec_of({"name": "f", "forEach": {"items": [1, 2]}})
+    p = plan(META, spec, None, [ok("f-0")], T0 + timedelta(seconds=10))
+    tj = {
+        "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "status": p.status.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    (row,) = task_rows(tj)
+    assert (row["name"], row["phase"], row["message"]) == ("f", "Running", "2 instances: 1 running, 1 succeeded")
