@@ -446,3 +446,37 @@ def test_the_dashboard_row_of_a_fan_out_task_counts_its_instances() -> None:
     }
     (row,) = task_rows(tj)
     assert (row["name"], row["phase"], row["message"]) == ("f", "Running", "2 instances: 1 running, 1 succeeded")
+
+
+def test_taskjob_logs_of_a_fan_out_task_selects_all_its_instances_and_of_one_instance_that_one(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    from click.testing import CliRunner
+    from test_cli_views import FakeApi, kubeconfig
+
+    from taskjobs.cli.main import cli
+
+    obj = {
+        "apiVersion": "taskjob.dev/v1alpha1",
+        "kind": "TaskJob",
+        "metadata": {"name": "fan", "namespace": "team"},
+        "spec": {"tasks": [{"name": "work", "image": "x", "forEach": {"items": [1, 2]}}]},
+    }
+    labels = {"taskjob.dev/taskjob": "fan", "taskjob.dev/task": "work-1", "taskjob.dev/attempt": "1"}
+    with FakeApi(obj) as api:
+        api.pods = [{"metadata": {"name": "work-1-1", "labels": labels}, "status": {"phase": "Succeeded"}}]
+        api.logs = {"work-1-1": "hello\n"}
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig(tmp_path, api.url)))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        for task, selector in [
+            ("work", "taskjob.dev/taskjob=fan,taskjob.dev/fan-out=work"),
+            ("work-1", "taskjob.dev/taskjob=fan,taskjob.dev/task=work-1"),
+        ]:
+            api.requests.clear()
+            result = CliRunner().invoke(cli, ["logs", "fan", task])
+            assert result.exit_code == 0, result.output
+            assert result.stdout.splitlines() == ["work-1: hello"]
+            listing = next(path for _, path, _ in api.requests if "/pods?" in path)
+            assert parse_qs(urlparse(listing).query)["labelSelector"] == [selector]

@@ -30,6 +30,7 @@ from rich.live import Live
 from rich.text import Text
 
 from .. import API_VERSION, KIND
+from ..core import fanout
 from ..core.models import TERMINAL_PHASES
 from ..core.naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
 from ..core.validation import Problem, validate_taskjob
@@ -604,10 +605,15 @@ def logs(
     obj = cluster.get(ns, name)
     tasks = views.spec_tasks(obj)
     names = [t for t, _ in tasks]
-    if task is not None and task not in names:
+    fanouts = set(views.fanout_marks(obj))
+    owner, _, index = (task or "").rpartition("-")
+    instance = owner in fanouts and index.isdigit()  # an instance of a fan-out task: <task>-<index>
+    if task is not None and task not in names and not instance:
         raise UserError(f"TaskJob {ns}/{name} has no task {task!r}{_suggest_task(task, names)}")
     selector = f"{LABEL_TASKJOB}={name}"
-    if task:
+    if task in fanouts:  # a fan-out task: the pods of all its instances
+        selector += f",{fanout.LABEL_FANOUT}={task}"
+    elif task:
         selector += f",{LABEL_TASK}={task}"
     if attempt:
         selector += f",{LABEL_ATTEMPT}={attempt}"
