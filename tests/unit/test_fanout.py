@@ -295,7 +295,9 @@ def fanouts(draw: st.DrawFn) -> tuple[TaskJobSpec, dict[str, list[Outcome]], int
         parallelism=draw(st.none() | st.integers(1, 3)),
         failurePolicy=draw(st.sampled_from(["FailFast", "ContinueIndependent"])),
     )
-    script = {"gen": [Outcome(output=json.dumps(list(range(n))), pod_lag=draw(st.sampled_from([0, 2])))]}
+    # Every attempt of gen writes the list (a deleted Job's attempt is retried).
+    gen = Outcome(output=json.dumps(list(range(n))), pod_lag=draw(st.sampled_from([0, 2])))
+    script = {"gen": [gen] * 4}
     for i in range(count):
         script[f"f-{i}"] = draw(
             st.lists(
@@ -331,14 +333,21 @@ def check_fanout(run: Run, count: int) -> None:
 
 @pytest.mark.parametrize("incremental", [False, True], ids=["full", "incremental"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(fanouts(), st.integers(0, 2**16), st.sampled_from(["stale", "lag"]))
-def test_instances_are_created_exactly_once_under_stale_reads_and_watch_lag(
+@given(fanouts(), st.integers(0, 2**16), st.sampled_from(["stale", "lag", "deletions"]))
+def test_instances_are_created_exactly_once_under_stale_reads_watch_lag_and_deleted_jobs(
     incremental: bool, scenario: tuple[TaskJobSpec, dict[str, list[Outcome]], int], seed: int, adversity: str
 ) -> None:
     spec, script, count = scenario
-    extra: dict[str, Any] = {"stale_rate": 0.3} if adversity == "stale" else {"lag": 3.0}
-    run = simulate(spec, scripted(script), seed=seed, planner=Recording(incremental), **extra)
+    extra: dict[str, Any] = {
+        "stale": {"stale_rate": 0.3},
+        "lag": {"lag": 3.0},
+        "deletions": {"lag": 1.0, "deletions": [3, 8, 15]},  # live Jobs deleted: their attempts are lost, retried
+    }[adversity]
+    recording = Recording(incremental)
+    run = simulate(spec, scripted(script), seed=seed, planner=recording, **extra)
     check_fanout(run, count)
+    if (run.status.tasks or {})["f"].phase == "Succeeded":  # the list handed on: each instance's output, in order
+        assert recording.outputs["f"] == json.dumps([i * 2 for i in range(count)], separators=(",", ":"))
 
 
 # ---------------------------------------------------------------- taskjob get
