@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plansim import T0, Outcome, Run, scripted, simulate
 from replancheck import Incremental
+from test_plan_properties import scenarios as plain_dags
 
 from taskjobs.core import fanout
 from taskjobs.core.actions import Plan
@@ -489,3 +490,67 @@ def test_taskjob_logs_of_a_fan_out_task_selects_all_its_instances_and_of_one_ins
             assert result.stdout.splitlines() == ["work-1: hello"]
             listing = next(path for _, path, _ in api.requests if "/pods?" in path)
             assert parse_qs(urlparse(listing).query)["labelSelector"] == [selector]
+
+
+@st.composite
+def dags_with_fanouts(draw: st.DrawFn) -> tuple[TaskJobSpec, dict[str, list[Outcome]], list[tuple[float, Any]]]:
+    """Return test_plan_properties' random DAGs (deadlines, suspend, FailFast...) with some tasks fanned out."""
+    spec, script, changes = draw(plain_dags())
+    tasks = []
+    for task in spec.tasks:
+        raw = task.model_dump(by_alias=True, exclude_none=True)
+        if draw(st.integers(0, 3)) == 0:
+            count = draw(st.integers(1, 3))
+            raw["forEach"] = {"items": list(range(count))}
+            # The task's scripted attempts now play for each instance.
+            for i in range(count):
+                script[f"{task.name}-{i}"] = (
+                    script.pop(task.name, []) if i == count - 1 else list(script.get(task.name, []))
+                )
+        tasks.append(raw)
+    spec = TaskJobSpec.model_validate({**spec.model_dump(by_alias=True, exclude_none=True), "tasks": tasks})
+    return spec, script, changes
+
+
+@pytest.mark.parametrize("incremental", [False, True], ids=["full", "incremental"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dags_with_fanouts(), st.integers(0, 2**16), st.sampled_from([{"lag": 2.0}, {"stale_rate": 0.3}]))
+def test_random_dags_with_fan_outs_end_and_never_create_an_attempt_twice(
+    incremental: bool,
+    scenario: tuple[TaskJobSpec, dict[str, list[Outcome]], list[tuple[float, Any]]],
+    seed: int,
+    adversity: dict[str, float],
+) -> None:
+    spec, script, changes = scenario
+    run = simulate(spec, scripted(script), spec_changes=changes, seed=seed, planner=Recording(incremental), **adversity)
+    assert run.cluster.duplicates == [], "an attempt was created twice"
+    assert not run.stuck and run.status is not None and run.status.phase in TERMINAL_PHASES
+    states = run.status.tasks or {}
+    fanned = {t.name: len(t.for_each.items or ()) for t in spec.tasks if t.for_each is not None}
+    units = [n for n in states if n not in fanned]
+    # Succeeded exactly when every unit (task or instance) succeeded; a fan-out task agrees with its instances.
+    assert (run.status.phase == "Succeeded") == all(states[n].phase == "Succeeded" for n in units)
+    for name, count in fanned.items():
+        phases = {states[f"{name}-{i}"].phase for i in range(count)}
+        if states[name].phase == "Succeeded":
+            assert phases == {"Succeeded"}
+        if "Failed" in phases:
+            assert states[name].phase == "Failed"
+
+
+def test_the_status_of_a_fan_out_of_9997_instances_all_running_stays_under_1_mib() -> None:
+    from taskjobs.core.models import dump_status
+
+    items = 10_000 - 3  # gen, f and sink plus the instances: the most a TaskJob holds
+    spec = spec_of({"name": "gen"}, {"name": "f", "dependsOn": ["gen"], "forEach": {"items": list(range(items))}},
+                   {"name": "sink", "dependsOn": ["f"]}, defaults={"image": "x"})  # fmt: skip
+    assert validate_spec(spec.model_dump(mode="json", by_alias=True, exclude_none=True))[1] == ()
+    running = [
+        AttemptFact(task=f"f-{i}", attempt=1, job_name=job_name("tj", f"f-{i}", 1), phase="Running", created=T0,
+                    start_time=T0)
+        for i in range(items)
+    ]  # fmt: skip
+    p = plan(META, spec, None, [ok("gen"), *running], T0 + timedelta(seconds=10))
+    assert p.status.running == items
+    size = len(json.dumps(dump_status(p.status), separators=(",", ":")))
+    assert size < 1024 * 1024, size
