@@ -1,4 +1,7 @@
-"""B3 scale: one TaskJob of up to 10,000 tasks, in three shapes, on the testenv; then planning time per event.
+"""B3 scale: one TaskJob of up to 10,000 tasks, in four shapes, on the testenv; then planning time per event.
+
+The fourth shape, fanout, is 3 tasks of which one fans out (forEach) into 9,997 instances: 10,000 entries
+in status.tasks, 9,999 counted by progress (a fan-out task counts as its instances).
 
 For each shape: the TaskJob is created (accepted by the API server: schema, CEL rules, size), the operator
 runs it, and we record the time to the first status, the time to completion (or, for a run that cannot
@@ -22,10 +25,46 @@ GOAL_STATUS = 1 * MIB
 ETCD_LIMIT = 1.5 * MIB
 
 
+def fanout_tasks(n: int) -> list[dict[str, Any]]:
+    """Return gen -> work (forEach over n-3 items) -> sum: 3 tasks and n-3 instances, n entries in status.tasks.
+
+    progress counts n-1 of them: a fan-out task counts as its instances.
+    """
+    return [
+        {"name": "gen"},
+        {"name": "work", "dependsOn": ["gen"], "forEach": {"items": list(range(n - 3))}},
+        {"name": "sum", "dependsOn": ["work"]},
+    ]
+
+
+def fanout_final_status_bytes(n: int) -> int:
+    """Return the status size once every unit of fanout_tasks(n) succeeded, computed with the operator's plan."""
+    from datetime import UTC, datetime, timedelta
+
+    from taskjobs.core.facts import AttemptFact
+    from taskjobs.core.models import TaskJobMeta, TaskJobSpec, dump_status
+    from taskjobs.core.plan import plan
+
+    spec = TaskJobSpec.model_validate({"defaults": {"image": "busybox:1.36"}, "tasks": fanout_tasks(n)})
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    units = ["gen", *(f"work-{i}" for i in range(n - 3)), "sum"]
+    facts = [
+        AttemptFact(
+            task=u, attempt=1, job_name=f"b3-{u}-1", phase="Succeeded", created=t0, start_time=t0,
+            finish_time=t0 + timedelta(seconds=1), exit_code=0, output="",
+        )
+        for u in units
+    ]  # fmt: skip
+    status = dump_status(plan(TaskJobMeta(name="b3", uid="u"), spec, None, facts, t0 + timedelta(seconds=2)).status)
+    assert status["phase"] == "Succeeded", status["phase"]
+    return len(json.dumps(status, separators=(",", ":")))
+
+
 def run_one(cluster: Cluster, shape: str, n: int, qps: float, budget: float) -> dict[str, Any]:
     """Run one TaskJob of the shape for at most `budget` seconds; return what was measured."""
-    tasks = plan_micro.shape_tasks(shape, n)
-    manifest = taskjob(f"{shape}-{len(tasks)}", tasks, duration="0s")
+    tasks = fanout_tasks(n) if shape == "fanout" else plan_micro.shape_tasks(shape, n)
+    units = n - 1 if shape == "fanout" else len(tasks)  # a fan-out task counts as its instances: 2 + (n-3)
+    manifest = taskjob(f"{shape}-{units}", tasks, duration="0s")
     name = manifest["metadata"]["name"]
     spec_bytes = len(json.dumps(manifest["spec"], separators=(",", ":")))
     with cluster.namespace("bench-b3") as ns, Operator(cluster.kubeconfig, [ns], qps, label=f"b3-{name}") as op:
@@ -48,7 +87,7 @@ def run_one(cluster: Cluster, shape: str, n: int, qps: float, budget: float) -> 
             if status.get("phase") and first_status is None:
                 first_status = now
             launched = sum(int(status.get(k) or 0) for k in ("running", "succeeded", "failed"))
-            if all_launched is None and launched >= len(tasks):
+            if all_launched is None and launched >= units:
                 all_launched = now
             samples.append((now, int(status.get("succeeded") or 0)))
             if status.get("phase") in ("Succeeded", "Failed", "Invalid"):
@@ -67,7 +106,7 @@ def run_one(cluster: Cluster, shape: str, n: int, qps: float, budget: float) -> 
     rate = done / elapsed if elapsed else 0.0
     return {
         "shape": shape,
-        "tasks": len(tasks),
+        "tasks": units,
         "spec_bytes": spec_bytes,
         "accepted_s": accepted,
         "first_status_s": first_status,
@@ -77,7 +116,7 @@ def run_one(cluster: Cluster, shape: str, n: int, qps: float, budget: float) -> 
         "succeeded": done,
         "elapsed_s": elapsed,
         "tasks_per_s": rate,
-        "extrapolated_total_s": None if finished or not rate else len(tasks) / rate,
+        "extrapolated_total_s": None if finished or not rate else units / rate,
         "largest_object_bytes": largest,
         "largest_status_bytes": largest_status,
         "operator_cpu_s": cpu,
@@ -108,10 +147,13 @@ def run(cluster: Cluster, mode: str, qps: float, live: str | None = None) -> dic
     print("\nStatus size once all 10,000 tasks succeeded (computed offline with plan()): "
           + ", ".join(f"{s} {b / 1024:.0f} KiB" for s, b in finals.items())
           + f" (goal <= 1024 KiB: {verdict(max(finals.values()), GOAL_STATUS)})")  # fmt: skip
+    finals["fanout"] = fanout_final_status_bytes(10000)
+    print(f"Status size once a fan-out of 3 tasks and 9,997 instances succeeded: {finals['fanout'] / 1024:.0f} KiB"
+          f" (goal <= 1024 KiB: {verdict(finals['fanout'], GOAL_STATUS)})")  # fmt: skip
     plan = {
-        "quick": [("chain", 20, 120), ("layered", 1000, 240), ("wide", 1000, 240)],
-        "default": [("chain", 10000, 60), ("layered", 10000, 120), ("wide", 10000, 240)],
-        "full": [("chain", 200, 900), ("layered", 10000, 3600), ("wide", 10000, 3600)],
+        "quick": [("chain", 20, 120), ("layered", 1000, 240), ("fanout", 1000, 240), ("wide", 1000, 240)],
+        "default": [("chain", 10000, 60), ("layered", 10000, 120), ("fanout", 10000, 240), ("wide", 10000, 240)],
+        "full": [("chain", 200, 900), ("layered", 10000, 3600), ("fanout", 10000, 3600), ("wide", 10000, 3600)],
     }[mode]
     if live:
         plan = [(shape, int(n), float(budget)) for shape, n, budget in (r.split(":") for r in live.split(","))]

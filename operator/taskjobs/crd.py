@@ -122,7 +122,8 @@ def _convert(node: Mapping[str, Any], defs: Mapping[str, Any], where: str) -> di
         out["properties"] = {k: _convert(v, defs, f"{where}.{k}") for k, v in out["properties"].items()}
     if "items" in out:
         out["items"] = _convert(out["items"], defs, f"{where}[]")
-    if "type" not in out:
+    if "type" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+        # Only a node that keeps anything (x-kubernetes-preserve-unknown-fields) may go without one.
         raise SchemaError(f"{where}: every node of a structural schema needs a type")
     return _ordered(out)
 

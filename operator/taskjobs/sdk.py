@@ -171,6 +171,8 @@ class Task(Defaults):
         priority: int | None = None,
         pod_template: Mapping[str, Any] | None = None,
         when: str | None = None,
+        for_each: Sequence[Any] | Task | str | None = None,
+        max_items: int | None = None,
     ) -> None:
         super().__init__(
             image=image,
@@ -187,6 +189,14 @@ class Task(Defaults):
         self.depends_on = []
         self.priority = priority
         self.when = when  # a CEL condition, e.g. "tasks.build.phase == 'Failed'" (see docs/conditions-and-finally.md)
+        # Fan-out: a list of items, or the task (name) whose output is the JSON list; it runs first.
+        self.for_each: dict[str, Any] | None = None
+        if isinstance(for_each, Task | str):
+            source = for_each.name if isinstance(for_each, Task) else for_each
+            self.for_each = _compact({"fromOutput": source, "maxItems": max_items})
+            depends_on = [*depends_on, source]
+        elif for_each is not None:
+            self.for_each = {"items": _plain(list(for_each))}
         self.after(*depends_on)
         for builder in _active.get()[-1:]:
             builder.add(self)
@@ -229,6 +239,8 @@ class Task(Defaults):
             out["priority"] = self.priority
         if self.when is not None:
             out["when"] = self.when
+        if self.for_each is not None:
+            out["forEach"] = self.for_each
         return out
 
     def __repr__(self) -> str:
@@ -453,6 +465,7 @@ class Pipeline:
         self.active_deadline_seconds = active_deadline_seconds
         self.ttl_seconds_after_finished = ttl_seconds_after_finished
         self._steps: list[tuple[str, tuple[str, ...]]] = []  # (task name, runner arguments)
+        self._parts: dict[str, int] = {}  # partitioned steps (fan-out tasks): their number of partitions
 
     def _add(self, base_name: str, *args: str) -> Pipeline:
         if not self._steps and args[0] != "source":
@@ -461,7 +474,19 @@ class Pipeline:
         name, n = base_name, 2
         while name in taken:
             name, n = f"{base_name}-{n}", n + 1
+        if self._steps and self._steps[-1][0] in self._parts:
+            args = (*args, "--flatten")  # the step before is partitioned: its output is the list of its parts'
         self._steps.append((name, args))
+        return self
+
+    def _partitioned(self, op: str, fn: str, partitions: int | None) -> Pipeline:
+        if partitions is None:
+            return self._fn_step(op, fn)
+        if not 1 <= partitions <= 1000:
+            raise ValueError(f"partitions must be between 1 and 1000, got {partitions}")
+        _check_function(fn)
+        self._add(_step_name(op, fn), op, fn, "--partition", "{{item}}", "--partitions", str(partitions))
+        self._parts[self._steps[-1][0]] = partitions
         return self
 
     def _fn_step(self, op: str, fn: str) -> Pipeline:
@@ -475,17 +500,21 @@ class Pipeline:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         return self._add("source", "source", text)
 
-    def map(self, fn: str) -> Pipeline:
-        """Return the pipeline with a step applying `fn` to every item."""
-        return self._fn_step("map", fn)
+    def map(self, fn: str, partitions: int | None = None) -> Pipeline:
+        """Return the pipeline with a step applying `fn` to every item.
 
-    def filter(self, fn: str) -> Pipeline:
-        """Return the pipeline with a step keeping the items for which the predicate `fn` is true."""
-        return self._fn_step("filter", fn)
+        With `partitions`, the step is a fan-out task of that many instances (parallel pods), each mapping
+        its contiguous part of the list; the next step takes their results, concatenated in order.
+        """
+        return self._partitioned("map", fn, partitions)
 
-    def flat_map(self, fn: str) -> Pipeline:
-        """Return the pipeline with a step applying the list-returning `fn` to every item, concatenated."""
-        return self._fn_step("flat_map", fn)
+    def filter(self, fn: str, partitions: int | None = None) -> Pipeline:
+        """Return the pipeline with a step keeping the items for which the predicate `fn` is true (see map)."""
+        return self._partitioned("filter", fn, partitions)
+
+    def flat_map(self, fn: str, partitions: int | None = None) -> Pipeline:
+        """Return the pipeline with a step applying the list-returning `fn` to every item, concatenated (see map)."""
+        return self._partitioned("flat_map", fn, partitions)
 
     def reduce(self, fn: str) -> Pipeline:
         """Return the pipeline with a step applying the aggregate `fn` (sum, count, max ...) to the list."""
@@ -530,7 +559,13 @@ class Pipeline:
         previous: Task | None = None
         with builder:  # the steps join this builder, even inside another `with DAG(...)`
             for name, args in self._steps:
-                previous = Task(name, command=[*RUNNER_COMMAND, *args], depends_on=[previous] if previous else [])
+                parts = self._parts.get(name)
+                previous = Task(
+                    name,
+                    command=[*RUNNER_COMMAND, *args],
+                    depends_on=[previous] if previous else [],
+                    for_each=list(range(parts)) if parts else None,
+                )
         return builder
 
     @property

@@ -44,6 +44,13 @@ CASES: dict[str, tuple[dict[str, dict[str, str]], str, str, dict[str, str]]] = {
         {"extract": "Succeeded", "load": "Failed", "notify": "Succeeded", "cleanup": "Succeeded"},
     ),
     "wordcount": ({}, "Succeeded", "7/7", {}),
+    # 3 tasks + 4 instances of map-double (forEach over 4 partitions)
+    "etl-fanout": (
+        {"reduce-sum": pod_outcomes(0, message="110")},
+        "Succeeded",
+        "7/7",
+        {"map-double": "Succeeded", "map-double-0": "Succeeded", "map-double-3": "Succeeded"},
+    ),
 }
 
 

@@ -101,3 +101,35 @@ def test_apply_of_a_condition_on_a_task_that_is_not_a_dependency_fails_naming_th
 
     error = poll(rejected, 30, "the webhook to reject the condition")
     assert 'spec.tasks[2].when: tasks.b is not a dependency of task "c"' in error
+
+
+FANOUT_WITHOUT_DEPENDENCY = """
+apiVersion: taskjob.dev/v1alpha1
+kind: TaskJob
+metadata: {name: fan}
+spec:
+  defaults: {image: busybox:1.36}
+  tasks:
+  - {name: gen}
+  - {name: work, forEach: {fromOutput: gen}}
+"""
+
+
+def test_apply_of_a_fan_out_over_a_task_it_does_not_depend_on_fails_naming_the_field(
+    webhook_operator: OperatorProcess, namespace: str, kubectl: Callable[..., str], testenv: Any, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "fan.yaml"
+    manifest.write_text(FANOUT_WITHOUT_DEPENDENCY)
+    apply = [testenv.tool("kubectl"), "--kubeconfig", str(testenv.kubeconfig), "apply", "-n", namespace, "-f",
+             str(manifest)]
+
+    def rejected() -> str | None:
+        proc = subprocess.run(apply, capture_output=True, text=True, env=testenv.env(), timeout=60)
+        if proc.returncode != 0:
+            return proc.stderr
+        kubectl("delete", "-n", namespace, "-f", str(manifest), "--ignore-not-found")
+        return None  # admitted: the webhook was not serving yet
+
+    error = poll(rejected, 30, "the webhook to reject the fan-out")
+    assert "spec.tasks[1].forEach.fromOutput" in error
+    assert 'task "gen" must finish first: add it to spec.tasks[1].dependsOn' in error

@@ -46,6 +46,10 @@ CASES: dict[str, tuple[str, str, dict[str, str], dict[str, str], dict[str, str]]
         "Failed", "3/4", {"load": "Failed", "notify": "Succeeded", "cleanup": "Succeeded"},
         {"notify": "notify-on-failure Failed: load failed"}, {"cleanup": "cleanup after a Failed run"},
     ),
+    "etl-fanout": (
+        "Succeeded", "7/7", {"map-double": "Succeeded", "map-double-3": "Succeeded"},
+        {"map-double": "[[2,4,6],[8,10,12],[14,16],[18,20]]", "reduce-sum": "110"}, {},
+    ),
     "wordcount": (
         "Succeeded", "7/7", {},
         {"reduce": '{"a":2,"and":1,"brown":1,"dog":3,"fox":3,"jumps":1,"lazy":2,"over":1,"quick":2,"runs":1,'

@@ -45,6 +45,7 @@ class Outcome:
     startup: float = 1.0  # seconds the pod stays Pending; math.inf: never starts
     waiting_reason: str | None = None  # what the pod says while Pending, e.g. ImagePullBackOff
     pod_lag: float = 0.0  # seconds after the Job ends before its pod's verdict reaches the operator
+    output: str | None = None  # what a successful attempt writes (a fan-out task's list, for one)
 
 
 Script = Callable[[str, int], Outcome]
@@ -150,6 +151,7 @@ class SimJob:
                 finish_time=end,
                 exit_code=self.outcome.exit_code,
                 reason=None if ok else "Error",
+                output=self.outcome.output if ok else None,
             )
         if started is not None and started <= now:
             return AttemptFact(**base, phase="Running", start_time=started)

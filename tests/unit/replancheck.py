@@ -33,6 +33,7 @@ class Incremental:
         self.delta_steps = 0
         self.decided = 0  # tasks decided again by incremental steps
         self.steps = 0
+        self.outputs: dict[str, str] = {}  # recorded outputs (the ConfigMap), which fan-out tasks read
 
     def __call__(
         self,
@@ -57,8 +58,10 @@ class Incremental:
         if memory is not None:
             assert status is not None and memory.status == status, "the memory's status is not what was written"
         hint = changed if self.steps % 2 else None
-        result, self.memory = replan(meta, spec, memory, status, dict(seen), now, changed_jobs=hint)
-        full = plan(meta, spec, status, facts, now)
+        result, self.memory = replan(
+            meta, spec, memory, status, dict(seen), now, changed_jobs=hint, outputs=self.outputs
+        )
+        full = plan(meta, spec, status, facts, now, outputs=self.outputs)
         same(result, full)
         # The shell writes the status from the changed tasks only: the same JSON, the same patch.
         prior_raw = dump_status(status) if status is not None else {}

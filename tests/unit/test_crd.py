@@ -101,7 +101,11 @@ def test_every_property_has_a_description(part: str) -> None:
 def test_schema_is_structural() -> None:
     problems = []
     for path, node in nodes(root_schema(), "<root>"):
-        if "type" not in node:
+        # Kubernetes lets one kind of node go without a type: any JSON value, kept as is (forEach.items[]).
+        any_value = node.get("x-kubernetes-preserve-unknown-fields") and set(node) <= {
+            "description", "x-kubernetes-preserve-unknown-fields"
+        }
+        if "type" not in node and not any_value:
             problems.append(f"{path}: no type")
         for key in ("$ref", "$defs", "anyOf", "oneOf", "allOf", "title", "default"):
             if key in node:
@@ -110,7 +114,9 @@ def test_schema_is_structural() -> None:
             "properties" in node or not isinstance(node["additionalProperties"], dict)
         ):
             problems.append(f"{path}: additionalProperties must be a schema, without properties")
-        if node.get("x-kubernetes-preserve-unknown-fields") and (node["type"] != "object" or "properties" in node):
+        if not any_value and node.get("x-kubernetes-preserve-unknown-fields") and (
+            node["type"] != "object" or "properties" in node
+        ):
             problems.append(f"{path}: free-form fields must be plain objects")
     assert not problems
 

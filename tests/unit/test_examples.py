@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from taskjobs.cli.cron import template_taskjob
+from taskjobs.cli.local import LocalExecutor
 from taskjobs.core.cronvalidation import validate_crontaskjob
 from taskjobs.core.inputs import OUTPUT_REF
 from taskjobs.core.render import input_env_name
@@ -32,7 +33,7 @@ ALL_FILES = sorted(EXAMPLES.glob("*.yaml"))
 KINDS = {p: yaml.safe_load(p.read_text()).get("kind") for p in ALL_FILES}
 FILES = [p for p in ALL_FILES if KINDS[p] == "TaskJob"]
 CRON_FILES = [p for p in ALL_FILES if KINDS[p] == "CronTaskJob"]
-RUNNER_EXAMPLES = ("etl-pipeline", "wordcount")
+RUNNER_EXAMPLES = ("etl-pipeline", "wordcount", "etl-fanout")
 
 
 def load(name: str) -> dict[str, Any]:
@@ -124,6 +125,7 @@ def test_the_issue_s_examples_are_all_there() -> None:
         "wordcount",
         "conditions",
         "notify-on-failure",
+        "etl-fanout",
     }
 
 
@@ -190,6 +192,18 @@ def test_etl_pipeline_outputs_110(tmp_path: Path) -> None:
     run = run_sequentially(load("etl-pipeline"), tmp_path)
     assert run.outputs["reduce-sum"] == "110"
     assert run.outputs["filter-is-even"] == "[2,4,6,8,10,12,14,16,18,20]"
+
+
+def test_etl_fanout_maps_four_partitions_in_parallel_instances_and_outputs_110(tmp_path: Path) -> None:
+    # The sequential stand-in knows no forEach: this one runs with `taskjob run`'s executor (real processes).
+    result = validate_taskjob(load("etl-fanout"))
+    assert result.taskjob is not None
+    run = LocalExecutor(result.taskjob, workdir=tmp_path).run()
+    assert (run.status.phase, run.status.progress) == ("Succeeded", "7/7")
+    assert run.outputs["map-double"] == "[[2,4,6],[8,10,12],[14,16],[18,20]]"
+    assert run.outputs["reduce-sum"] == "110"
+    starts = [h.task for h in run.history if h.kind == "start"]
+    assert sorted(t for t in starts if t.startswith("map-double-")) == [f"map-double-{i}" for i in range(4)]
 
 
 def test_wordcount_reducer_totals_the_mappers_pairs(tmp_path: Path) -> None:

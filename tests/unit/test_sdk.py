@@ -285,6 +285,26 @@ def test_pipeline_builds_the_etl_example() -> None:
     assert etl().to_manifest() == expected
 
 
+def test_a_partitioned_map_builds_the_etl_fanout_example() -> None:
+    p = Pipeline("etl-fanout").source(list(range(1, 11))).map("double", partitions=4).filter("is_even").reduce("sum")
+    expected = yaml.safe_load((EXAMPLES / "etl-fanout.yaml").read_text())
+    assert p.to_manifest() == expected  # map-double fans out over 4 partitions; filter-is-even flattens
+
+
+def test_a_task_fans_out_over_a_list_or_another_task_s_output() -> None:
+    with TaskJobBuilder("fan", defaults=Defaults(image="busybox")) as dag:
+        gen = Task("gen")
+        Task("each", for_each=gen, max_items=50, args=["{{item}}"])
+        Task("lit", for_each=["a", {"b": 1}], args=["{{item}}"])
+    tasks = {t["name"]: t for t in dag.to_manifest()["spec"]["tasks"]}
+    assert tasks["each"]["forEach"] == {"fromOutput": "gen", "maxItems": 50}
+    assert tasks["each"]["dependsOn"] == ["gen"]  # its list comes from gen: gen runs first
+    assert tasks["lit"]["forEach"] == {"items": ["a", {"b": 1}]}
+    assert dag.validate().ok
+    with pytest.raises(ValueError, match="partitions must be between 1 and 1000"):
+        Pipeline("p").source([1]).map("double", partitions=0)
+
+
 def test_pipeline_steps_are_named_after_their_operation_and_function() -> None:
     p = (
         Pipeline("p")

@@ -25,14 +25,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
-from ..core import naming
+from ..core import fanout, naming
 from ..core.actions import Plan, StopJob
 from ..core.facts import AttemptFact
-from ..core.flow import Flow
+from ..core.fanout import render_unit
 from ..core.inputs import inputs_for
 from ..core.models import TERMINAL_PHASES, TaskJob, TaskJobMeta, TaskJobSpec, TaskJobStatus
 from ..core.observe import MAX_CONTAINER_MESSAGE
-from ..core.render import CONTAINER, ENV_OUTPUT_PATH, OUTPUT_PATH, render_job
+from ..core.plan import SpecShape
+from ..core.render import CONTAINER, ENV_OUTPUT_PATH, OUTPUT_PATH
 from ..core.resolve import ResolvedTask, resolve_tasks
 
 Runtime = Literal["local", "docker", "podman"]
@@ -219,10 +220,18 @@ def kubelet_expand(text: str, env: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def _container(meta: TaskJobMeta, task: ResolvedTask, attempt: int, inputs: Mapping[str, str]) -> dict[str, Any]:
+def _container(
+    meta: TaskJobMeta,
+    task: ResolvedTask,
+    attempt: int,
+    inputs: Mapping[str, str],
+    unit: str | None = None,
+    instance: tuple[int, Any] | None = None,
+) -> dict[str, Any]:
     """Return the `task` container exactly as the operator would render it into the Job."""
     # Locally an image is not needed; render_job insists on one, so lend it a placeholder.
-    job = render_job(meta, dataclasses.replace(task, image=task.image or "local"), attempt, inputs)
+    placeholder = dataclasses.replace(task, image=task.image or "local")
+    job = render_unit(meta, placeholder, unit or task.name, attempt, inputs, instance)
     containers = job["spec"]["template"]["spec"]["containers"]
     return next(c for c in containers if c.get("name") == CONTAINER)
 
@@ -257,6 +266,8 @@ def build_launch(
     output_path: Path,
     runtime: Runtime = "local",
     base_env: Mapping[str, str] | None = None,
+    unit: str | None = None,
+    instance: tuple[int, Any] | None = None,
 ) -> Launch:
     """Return the process for one attempt: the container's command, args and env as rendered for the cluster.
 
@@ -265,8 +276,9 @@ def build_launch(
     machine's environment and a `python`/`python3` command means the interpreter running taskjob (so the
     runner works wherever taskjob is installed); with docker/podman it runs the task's image instead.
     """
-    container = _container(meta, task, attempt, inputs)
-    job_name = naming.job_name(meta.name, task.name, attempt)
+    container = _container(meta, task, attempt, inputs, unit, instance)
+    unit = unit or task.name  # an instance of a fan-out task runs as its task, with its item (instance)
+    job_name = naming.job_name(meta.name, unit, attempt)
     in_container = runtime != "local"
     declared: dict[str, str] = {}
     for var in container["env"]:
@@ -281,7 +293,7 @@ def build_launch(
         if command and command[0] in PYTHON_NAMES:
             command[0] = sys.executable
         env = {**(os.environ if base_env is None else base_env), **declared}
-        return Launch(task.name, attempt, job_name, tuple(command + args), env, output_path)
+        return Launch(unit, attempt, job_name, tuple(command + args), env, output_path)
 
     name = f"taskjob-{job_name}-{secrets.token_hex(3)}"
     argv = [runtime, "run", "--rm", "--name", name, "--volume", f"{output_path}:{OUTPUT_PATH}"]
@@ -292,7 +304,7 @@ def build_launch(
     argv.append(str(container["image"]))
     argv += command[1:] + args
     env = dict(os.environ if base_env is None else base_env)
-    return Launch(task.name, attempt, job_name, tuple(argv), env, output_path, stop_argv=(runtime, "kill", name))
+    return Launch(unit, attempt, job_name, tuple(argv), env, output_path, stop_argv=(runtime, "kill", name))
 
 
 def read_output(path: Path) -> tuple[str, bool]:
@@ -447,7 +459,9 @@ class LocalExecutor:
             "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
         }
         self.tasks = resolve_tasks(spec)
-        self.flow = Flow(spec)  # finally tasks get the outcome in their env
+        # Names a fan-out task's instances and their items; its flow gives finally tasks the outcome.
+        self.shape = SpecShape(spec)
+        self._gathered: dict[str, str] = {}  # outputs of fan-out tasks: their instances' outputs, as a list
         self.runtime = runtime
         self.workdir = workdir
         self.starter: ProcessStarter = starter or SubprocessStarter()
@@ -495,7 +509,7 @@ class LocalExecutor:
         return LocalResult(
             taskjob=self._object(final),
             status=final,
-            outputs={f.task: f.output or "" for f in self._facts.values() if f.phase == "Succeeded"},
+            outputs=self._outputs(),
             sinks=self._sinks(),
             interrupted=interrupted,
             stuck=stuck,
@@ -507,6 +521,7 @@ class LocalExecutor:
         while True:
             plan = self.plan_fn(self.meta, self.spec, self._status, list(self._facts.values()), now)
             self._status = plan.status
+            self._gathered.update(plan.outputs)
             self.listener.update(self._object(plan.status), plan, now)
             for stop in plan.stop:
                 self._stop(stop, now)
@@ -516,15 +531,37 @@ class LocalExecutor:
             if not created:
                 return plan
 
+    def _outputs(self) -> dict[str, str]:
+        """Return the output of every succeeded task and instance, and the list of every fan-out task."""
+        done = {f.task: f.output or "" for f in self._facts.values() if f.phase == "Succeeded"}
+        return {**done, **self._gathered}
+
     def _start(self, task_name: str, attempt: int, now: datetime) -> None:
-        task = self.flow.with_outcome(self.tasks[task_name], (self._status.tasks if self._status else None) or {})
-        inputs = inputs_for(task, {f.task: f.output or "" for f in self._facts.values() if f.phase == "Succeeded"})
+        outputs = self._outputs()
+        split = fanout.split(self.shape.tasks, task_name)
+        instance = None
+        if split is not None:
+            parent, index = split
+            instance = index, self.shape.expand(outputs.get)[parent].items[index]
+            task = self.tasks[parent]
+        else:
+            states = (self._status.tasks if self._status else None) or {}
+            task = self.shape.flow.with_outcome(self.tasks[task_name], states)  # a finally task: the outcome
+        inputs = inputs_for(task, outputs)
         job_name = naming.job_name(self.meta.name, task_name, attempt)
         output = self.workdir / f"{job_name}.output"
         output.write_bytes(b"")
         output.chmod(0o666)  # a container may write it as another user
         launch = build_launch(
-            self.meta, task, attempt, inputs, output_path=output, runtime=self.runtime, base_env=self.base_env
+            self.meta,
+            task,
+            attempt,
+            inputs,
+            output_path=output,
+            runtime=self.runtime,
+            base_env=self.base_env,
+            unit=task_name,
+            instance=instance,
         )
         inbox = self._inbox
 
@@ -612,7 +649,7 @@ class LocalExecutor:
                     ahead.append(running.kill_at)
             if running.stop is None and running.deadline is not None:
                 if running.deadline <= now:
-                    timeout = self.tasks[running.launch.task].timeout_seconds
+                    timeout = self.shape.task(running.launch.task).timeout_seconds
                     stop = StopJob(
                         job_name=job_name,
                         reason="DeadlineExceeded",

@@ -30,6 +30,7 @@ from rich.live import Live
 from rich.text import Text
 
 from .. import API_VERSION, KIND
+from ..core import fanout
 from ..core.cronvalidation import validate_crontaskjob
 from ..core.models import TERMINAL_PHASES
 from ..core.naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
@@ -306,7 +307,10 @@ def graph(ctx: click.Context, source: str, fmt: str, namespace: str | None) -> N
         for doc in load_taskjobs([source], templates=True):
             tj = _validated(doc)
             plain = doc.body if isinstance(doc.body, Mapping) else {}
-            drawings.append(_draw(fmt, tj.metadata.name, views.spec_tasks(plain), None, views.spec_notes(plain)))
+            marks = views.fanout_marks({"spec": plain.get("spec") or {}})
+            drawings.append(
+                _draw(fmt, tj.metadata.name, views.spec_tasks(plain), None, views.spec_notes(plain), marks)
+            )
         click.echo("\n".join(drawings), nl=False)
         return
     if "/" in source or source.endswith((".yaml", ".yml", ".json")):
@@ -314,7 +318,10 @@ def graph(ctx: click.Context, source: str, fmt: str, namespace: str | None) -> N
     cluster = _cluster(ctx)
     ns = namespace or cluster.namespace
     obj = cluster.get(ns, source)
-    click.echo(_draw(fmt, source, views.spec_tasks(obj), views.task_phases(obj), views.spec_notes(obj)), nl=False)
+    marks = views.fanout_marks(obj)
+    click.echo(
+        _draw(fmt, source, views.spec_tasks(obj), views.task_phases(obj), views.spec_notes(obj), marks), nl=False
+    )
 
 
 def _draw(
@@ -323,10 +330,11 @@ def _draw(
     tasks: list[tuple[str, list[str]]],
     phases: Mapping[str, str] | None,
     notes: Mapping[str, str] | None = None,
+    marks: Mapping[str, str] | None = None,
 ) -> str:
     if fmt == "dot":
-        return views.dot(name, tasks, phases, notes)
-    return f"%% TaskJob {name}\n" + views.mermaid(tasks, phases, notes)
+        return views.dot(name, tasks, phases, notes, marks)
+    return f"%% TaskJob {name}\n" + views.mermaid(tasks, phases, notes, marks)
 
 
 # ---------------------------------------------------------------- run
@@ -497,8 +505,9 @@ def submit(ctx: click.Context, file: str, namespace: str | None, follow: bool) -
 @click.argument("name")
 @cluster_options
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default=None, help="Print the object instead.")
+@click.option("--instances", is_flag=True, help="List every instance of a fan-out task (forEach), not only a count.")
 @click.pass_context
-def get(ctx: click.Context, name: str, namespace: str | None, output: str | None) -> None:
+def get(ctx: click.Context, name: str, namespace: str | None, output: str | None, instances: bool) -> None:
     """Show a TaskJob: phase, progress, times, message, and its tasks in DAG order (like `argo get`).
 
     `ctj/NAME` (or `crontaskjob/NAME`) shows a CronTaskJob: its schedule, last and next times, and its runs.
@@ -517,7 +526,7 @@ def get(ctx: click.Context, name: str, namespace: str | None, output: str | None
     elif cron is not None:
         Console(highlight=False).print(cron_view(obj, runs))
     else:
-        Console(highlight=False).print(views.taskjob_view(obj, datetime.now(UTC)))
+        Console(highlight=False).print(views.taskjob_view(obj, datetime.now(UTC), instances=instances))
 
 
 @cli.command(short_help="Show a TaskJob live until it finishes.")
@@ -630,10 +639,15 @@ def logs(
     obj = cluster.get(ns, name)
     tasks = views.spec_tasks(obj)
     names = [t for t, _ in tasks]
-    if task is not None and task not in names:
+    fanouts = set(views.fanout_marks(obj))
+    owner, _, index = (task or "").rpartition("-")
+    instance = owner in fanouts and index.isdigit()  # an instance of a fan-out task: <task>-<index>
+    if task is not None and task not in names and not instance:
         raise UserError(f"TaskJob {ns}/{name} has no task {task!r}{_suggest_task(task, names)}")
     selector = f"{LABEL_TASKJOB}={name}"
-    if task:
+    if task in fanouts:  # a fan-out task: the pods of all its instances
+        selector += f",{fanout.LABEL_FANOUT}={task}"
+    elif task:
         selector += f",{LABEL_TASK}={task}"
     if attempt:
         selector += f",{LABEL_ATTEMPT}={attempt}"

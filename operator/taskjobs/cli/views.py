@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..core import fanout
 from ..core.actions import Plan
 from ..core.backoff import retry_delay
 from ..core.dag import DagError, build
@@ -170,15 +171,22 @@ def _task_message(state: TaskState) -> str:
     return f"{reason}: {message}" if message else reason
 
 
-def task_rows(obj: Mapping[str, Any], now: datetime) -> list[TaskRow]:
-    """Return one row per task of the object, in DAG order."""
+def task_rows(obj: Mapping[str, Any], now: datetime, *, instances: bool = False) -> list[TaskRow]:
+    """Return one row per task of the object, in DAG order; with `instances`, a fan-out task's instances follow it."""
     tasks = spec_tasks(obj)
     status = parse_status(obj)
     states = status.tasks or {}
     level = depths(tasks)
     notes = spec_notes(obj)
     rows: list[TaskRow] = []
-    for name in dag_order(tasks):
+    order = dag_order(tasks)
+    units: list[tuple[str, int]] = []
+    for name in order:
+        units.append((name, level.get(name, 0)))
+        items = (states.get(name) or TaskState()).items
+        if instances and items:  # a fan-out task: its instances, one level deeper
+            units.extend((fanout.instance_name(name, i), level.get(name, 0) + 1) for i in range(items))
+    for name, depth in units:
         state = states.get(name) or TaskState()
         duration = None
         if state.start_time is not None:
@@ -187,17 +195,22 @@ def task_rows(obj: Mapping[str, Any], now: datetime) -> list[TaskRow]:
         next_retry = None
         if state.phase == "Retrying" and state.next_retry_time is not None:
             next_retry = max(state.next_retry_time - now, timedelta(0))
+        message = _task_message(state)
+        if state.items is not None:  # a fan-out task: its instances in one line
+            phases = (states[u].phase for i in range(state.items) if (u := fanout.instance_name(name, i)) in states)
+            extra = f"; {message}" if message and state.phase != "Succeeded" else ""  # it says "all succeeded"
+            message = fanout.instance_summary(state.items, phases) + extra
         rows.append(
             TaskRow(
                 name=name,
-                depth=level.get(name, 0),
+                depth=depth,
                 phase=state.phase,
                 attempts=state.attempts or 0,
                 duration=duration,
                 next_retry_in=next_retry,
                 exit_code=state.exit_code,
                 # A task not decided yet shows what it waits on: its condition, or that it is a finally task.
-                message=_task_message(state) or (notes.get(name, "") if state.phase in ("Waiting", "Ready") else ""),
+                message=message or (notes.get(name, "") if state.phase in ("Waiting", "Ready") else ""),
             )
         )
     return rows
@@ -348,13 +361,15 @@ def _next_retry(wait: timedelta | None) -> str:
     return f"in {human_duration(wait)}" if wait > timedelta(0) else "due"
 
 
-def taskjob_view(obj: Mapping[str, Any], now: datetime, *, with_summary: bool = True) -> RenderableType:
+def taskjob_view(
+    obj: Mapping[str, Any], now: datetime, *, with_summary: bool = True, instances: bool = False
+) -> RenderableType:
     """Return the whole view of a TaskJob (like `argo get`): header, summary line, task table."""
     parts: list[RenderableType] = [header(obj, now)]
     if with_summary:
         parts.append(summary_line(summary(obj, now)))
     parts.append(Text(""))
-    parts.append(task_table(task_rows(obj, now)))
+    parts.append(task_table(task_rows(obj, now, instances=instances)))
     return Group(*parts)
 
 
@@ -370,15 +385,19 @@ def mermaid(
     tasks: Sequence[tuple[str, Sequence[str]]],
     phases: Mapping[str, str] | None = None,
     notes: Mapping[str, str] | None = None,
+    marks: Mapping[str, str] | None = None,
 ) -> str:
     """Return the DAG as a mermaid flowchart; with `phases`, nodes are classed (and coloured) by task phase.
 
-    `notes` (spec_notes: finally, conditions) are added under the names.
+    `marks` follow a task's name in its node (a fan-out task's instances: "×4"); `notes` (spec_notes:
+    finally, conditions) are added under the names.
     """
     lines = ["flowchart TD"]
     names = {name for name, _ in tasks}
+    marks = marks or {}
     for name, _ in tasks:
-        label = f"{name}<br/>{phases.get(name, 'Waiting')}" if phases is not None else name
+        shown = f"{name} {marks[name]}" if name in marks else name
+        label = f"{shown}<br/>{phases.get(name, 'Waiting')}" if phases is not None else shown
         if notes and name in notes:
             text = notes[name].replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")  # mermaid entities
             label += f"<br/><i>{text}</i>"
@@ -404,11 +423,14 @@ def dot(
     tasks: Sequence[tuple[str, Sequence[str]]],
     phases: Mapping[str, str] | None = None,
     notes: Mapping[str, str] | None = None,
+    marks: Mapping[str, str] | None = None,
 ) -> str:
     """Return the DAG in Graphviz dot; with `phases`, nodes are filled by task phase and labelled with it.
 
-    `notes` (spec_notes: finally, conditions) are added under the names.
+    `marks` follow a task's name in its label (a fan-out task's instances: "×4"); `notes` (spec_notes:
+    finally, conditions) are added under the names.
     """
+    marks = marks or {}
     lines = [
         f"digraph {_dot_quote(name)} {{",
         "  rankdir=LR;",
@@ -417,17 +439,35 @@ def dot(
     names = {n for n, _ in tasks}
     for task, _ in tasks:
         note = "\\n" + _dot_quote(notes[task])[1:-1] if notes and task in notes else ""
+        shown = f"{task} {marks[task]}" if task in marks else task
         if phases is None:
-            label = _dot_quote(task)[:-1] + note + '"'
-            lines.append(f"  {_dot_quote(task)};" if not note else f"  {_dot_quote(task)} [label={label}];")
+            label = _dot_quote(shown)[:-1] + note + '"'
+            plain = label == _dot_quote(task)
+            lines.append(f"  {_dot_quote(task)};" if plain else f"  {_dot_quote(task)} [label={label}];")
         else:
             phase = phases.get(task, "Waiting")
-            label = _dot_quote(task)[:-1] + "\\n" + phase + note + '"'  # dot's own line break inside the label
+            label = _dot_quote(shown)[:-1] + "\\n" + phase + note + '"'  # dot's own line break inside the label
             lines.append(f'  {_dot_quote(task)} [label={label}, fillcolor="{GRAPH_COLORS.get(phase, "#ffffff")}"];')
     for task, deps in tasks:
         lines.extend(f"  {_dot_quote(d)} -> {_dot_quote(task)};" for d in deps if d in names)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def fanout_marks(obj: Mapping[str, Any]) -> dict[str, str]:
+    """Return "×n" for each fan-out task: n instances (from the status, else a literal list), "×n" while unknown."""
+    states = parse_status(obj).tasks or {}
+    marks: dict[str, str] = {}
+    for task in (obj.get("spec") or {}).get("tasks") or []:
+        each = task.get("forEach") if isinstance(task, dict) else None
+        if not isinstance(each, dict):
+            continue
+        state = states.get(task.get("name", ""))
+        items = state.items if state is not None else None
+        if items is None and isinstance(each.get("items"), list):
+            items = len(each["items"])
+        marks[task["name"]] = f"×{items}" if items is not None else "×n"
+    return marks
 
 
 def task_phases(obj: Mapping[str, Any]) -> dict[str, str]:

@@ -67,3 +67,4 @@ class Plan(BaseModel):
     delete_taskjob: bool = False  # ttlSecondsAfterFinished has passed
     requeue_after: float | None = None  # seconds until a time-based decision (retry, timeout, deadline, TTL)
     changed: frozenset[str] | None = None  # tasks whose state may differ from the previous status; None: any
+    outputs: dict[str, str] = {}  # outputs to record before any create: a fan-out task's list (core/fanout.py)

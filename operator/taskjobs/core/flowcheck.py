@@ -55,6 +55,11 @@ def problems(spec: Mapping[str, Any], texts: Texts) -> Iterator[Found]:
             name = task["name"]
             allowed = set(main_names) | upstream.get(name, set())
             yield from _when_problems(task, f"spec.finally[{j}]", allowed, {**main_names, **final_names}, final=True)
+            if "forEach" in task:
+                yield (
+                    f"spec.finally[{j}].forEach",
+                    "a finally task cannot fan out: fan out in spec.tasks and let a finally task read the outcome",
+                )
             if task.get("image") is None and defaults.get("image") is None:
                 yield (
                     f"spec.finally[{j}].image",

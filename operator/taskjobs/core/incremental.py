@@ -47,7 +47,8 @@ def replan(
     With a memory, `status` is ignored: the memory's status is the previous status (the caller passes a
     memory only when the status it holds is the one the memory's plan produced). `changed_jobs`, if
     given, names every Job whose fact may differ from the memory's (else all are compared). `facts` must
-    not be changed after the call: the memory keeps it. `outputs`: the recorded task outputs (for `when`).
+    not be changed after the call: the memory keeps it. `outputs`: the task outputs recorded so far,
+    which `when` conditions and fan-out tasks read (core/fanout.py).
     """
     shape = None
     if memory is not None:
@@ -98,6 +99,7 @@ def remember(planner: Planner, result: Plan, facts: Mapping[str, AttemptFact]) -
         finished_stops=planner.finished_stops,
         phases=+planner.phases,
         started=planner.started,
+        join_phases={name: +count for name, count in planner.join_phases.items()},
     )
 
 

@@ -6,6 +6,8 @@ Pure. The one rule for the operator's reconciler, the local run (`taskjob run`) 
   env values reference as `{{tasks.<name>.output}}` (validation makes sure each of those runs before it).
 - The value handed on is what the task wrote with its trailing newlines dropped, as the shell's `$(...)`
   drops them; everything else is kept byte for byte. What the task wrote is stored unchanged.
+- A fan-out task's output is the JSON list of its instances' outputs (core/fanout.gather); an instance
+  receives its task's inputs.
 """
 
 from __future__ import annotations

@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_TASKS = 10_000
 MAX_MESSAGE = 512  # status messages are cut here so status stays bounded
+MAX_UNITS = 10_000  # tasks plus fan-out instances: what keeps status.tasks bounded (see core/fanout.py)
+DEFAULT_MAX_ITEMS = 1000  # forEach.fromOutput without maxItems
 
 
 def _rfc3339(value: datetime) -> str:
@@ -85,6 +87,44 @@ class EnvVar(ApiModel):
     )
     value_from: FreeForm | None = Field(
         None, description="Source for the value (core/v1 EnvVarSource: secretKeyRef, fieldRef, ...)."
+    )
+
+
+# Any JSON value, kept as written (a structural schema node without a type).
+Item = Annotated[
+    Any, WithJsonSchema({"description": "One item: any JSON value.", "x-kubernetes-preserve-unknown-fields": True})
+]
+
+
+class ForEach(ApiModel):
+    """Run the task once per item of a list (fan-out): a literal list, or a dependency's output as a JSON list."""
+
+    items: list[Item] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_UNITS,
+        description=(
+            "The items, one instance of the task each: strings, numbers, booleans or objects. Exactly one of "
+            "items and fromOutput is set."
+        ),
+    )
+    from_output: str | None = Field(
+        None,
+        min_length=1,
+        max_length=63,
+        description=(
+            "A task listed in dependsOn whose output is a JSON list: one instance per element. An output "
+            "that is not a JSON list, or longer than maxItems, fails this task."
+        ),
+    )
+    max_items: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_UNITS,
+        description=(
+            "With fromOutput: the most instances the list may give; a longer list fails the task "
+            "(TooManyItems). Default 1000. Counts towards the TaskJob's 10,000 tasks and instances."
+        ),
     )
 
 
@@ -158,10 +198,23 @@ class TaskSpec(TaskTemplate):
             "A CEL condition; the task runs only when it is true, else it ends Skipped (reason "
             "ConditionFalse) and its dependents still run unless they read its output. It may read "
             "tasks.<dependency>.phase, .reason and .output (e.g. int(tasks.count.output) > 3), and in a "
-            "finally task taskjob.outcome and taskjob.failedTasks. Reading a dependency's phase or "
+            "finally task taskjob.outcome and taskjob.failedTasks; in a task with forEach, item (each "
+            "instance decides for its own item). Reading a dependency's phase or "
             "reason handles its outcome: its failure does not skip this task (e.g. "
             "tasks.build.phase == 'Failed' runs a task when build failed)."
         ),
+    )
+    for_each: ForEach | None = Field(
+        None,
+        description=(
+            "Fan-out: run this task once per item, as instances <task>-0, <task>-1, ... that each retry on "
+            "their own. {{item}} (and {{item.<field>}} for objects) in command, args and env values is the "
+            "item (a string as is, any other value as JSON), as is TASKJOB_ITEM; TASKJOB_ITEM_INDEX is its "
+            "index. The task succeeds when every instance succeeded, and its "
+            "output, handed to dependents, is the JSON list of the instances' outputs in item order."
+        ),
+        # "Exactly one of items and fromOutput" is checked by validation (webhook, operator, CLI): CEL cannot
+        # see `items`, whose elements have no type (any JSON value).
     )
 
     # No CEL rule for self-dependency: with tasks and dependsOn both capped at 10,000 its estimated
@@ -300,6 +353,14 @@ class TaskState(StatusModel):
         description=(
             "Attempts made before the last manual retry (taskjob retry); the retry limit counts the "
             "attempts after these."
+        ),
+    )
+    items: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "A fan-out task (forEach): its number of instances, once known. Each instance has its own entry, "
+            "<task>-<index>, with the fields of a task."
         ),
     )
 

@@ -48,6 +48,14 @@ again. Each keeps its attempt count as `retryBase`: attempt numbers continue (Jo
 older attempts are history, and the retry limit counts only the attempts after the base. Succeeded
 tasks and their outputs are kept. The retry does not extend activeDeadlineSeconds (patch it first).
 
+Fan-out (core/fanout.py): once a fan-out task's list is known (from the spec, or its dependency's
+output, read from that task's Job or the outputs recorded so far), its instances are units decided by
+the rules above, and the task itself is decided from their phases (`_join`): Succeeded when all
+succeeded (its output, the list of theirs, is handed to the shell to record before any create), Failed
+or Skipped once all ended, else Running, Ready or Waiting. It never gets a Job and is not counted: the
+counts and `parallelism` are of instances. A list that cannot expand fails the task when its
+dependencies succeeded. With a memory, a list that becomes known makes `run` return None (a new graph).
+
 Status stays small: empty fields are omitted, a Waiting task is just {"phase": "Waiting"}, and in a
 TaskJob of more than COMPACT_TASKS tasks succeeded and skipped tasks record only phase, attempts and
 reason (their Jobs, found by label, have the times) and running tasks leave out their Job's name (the
@@ -57,15 +65,17 @@ Events are the difference between the previous status and the new one, so they a
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
+from typing import Any
 
-from . import flow
+from . import dag, fanout, flow
 from .actions import CreateJob, Event, Plan, RetryRequest, StopJob
 from .backoff import is_non_retriable, max_attempts, next_retry_time, retry_delay
 from .conditions import ConditionError, evaluate
@@ -77,6 +87,7 @@ from .models import (
     TaskJobMeta,
     TaskJobSpec,
     TaskJobStatus,
+    TaskSpec,
     TaskState,
 )
 from .naming import job_name
@@ -109,7 +120,8 @@ def plan(
 
     `spec` must be valid (dag.build accepts it); `status` is the last written status (possibly stale,
     or None); `attempts` are the observed Jobs, any number per task; `retry` a manual retry request;
-    `outputs` the task outputs recorded so far (for `when` conditions; a Job's own output comes first).
+    `outputs` the task outputs recorded so far (by task or instance): for `when` conditions and fan-out
+    tasks' lists (a Job's own output comes first).
     """
     result = Planner(meta, spec, now, status, outputs=outputs).run({f.job_name: f for f in attempts}, retry)
     assert result is not None  # only a planner with a memory gives up
@@ -136,21 +148,62 @@ def _detail(exit_code: int | None, reason: str | None, message: str | None) -> s
 
 
 class SpecShape:
-    """What plan derives from the spec alone (graph, order, settings): kept between plans of one generation."""
+    """What plan derives from the spec alone (graph, order, settings): kept between plans of one generation.
 
-    def __init__(self, spec: TaskJobSpec) -> None:
+    Given the expansions of fan-out tasks (`expand` finds them), the graph is of units: tasks and instances
+    (core/fanout.py); the plan makes a new shape when an expansion becomes known.
+    """
+
+    def __init__(
+        self, spec: TaskJobSpec, base: SpecShape | None = None, expansions: Mapping[str, fanout.Expansion] | None = None
+    ) -> None:
         self.spec = spec
-        self.graph = flow.build_graph(spec)  # spec.tasks, then spec.finally
-        self.specs = {t.name: t for t in flow.all_tasks(spec)}
-        self.flow = flow.Flow(spec)  # when conditions and finally tasks
+        self.base_graph: dag.Graph = base.base_graph if base else flow.build_graph(spec)  # tasks, then finally
+        self.tasks: Mapping[str, TaskSpec] = base.tasks if base else {t.name: t for t in flow.all_tasks(spec)}
+        self.flow: flow.Flow = base.flow if base else flow.Flow(spec)  # when conditions and finally tasks
+        self.resolved: dict[str, ResolvedTask] = base.resolved if base else {}  # filled on demand
+        self.expansions: Mapping[str, fanout.Expansion] = expansions or {}
+        counts = {name: len(e.items) for name, e in self.expansions.items() if e.ok}
+        self.units = fanout.units(self.base_graph, counts) if counts else None
+        self.graph = self.units.graph if self.units else self.base_graph
+        self.parent: Mapping[str, str] = self.units.parent if self.units else {}
+        self.joins: frozenset[str] = self.units.joins if self.units else frozenset()
+        specs = dict(self.tasks)
+        specs.update((unit, self.tasks[task]) for unit, task in self.parent.items())
+        self.specs = specs  # by unit: an instance has its task's spec
         self.position = {name: i for i, name in enumerate(self.graph.order)}
-        self.resolved: dict[str, ResolvedTask] = {}  # filled on demand: most tasks never need it
 
     def task(self, name: str) -> ResolvedTask:
-        """Return a task's effective settings (defaults applied)."""
+        """Return a task's effective settings (defaults applied); an instance's are its task's."""
+        name = self.parent.get(name, name)
         found = self.resolved.get(name)
         if found is None:
-            found = self.resolved[name] = resolve_task(self.specs[name], self.spec.defaults)
+            found = self.resolved[name] = resolve_task(self.tasks[name], self.spec.defaults)
+        return found
+
+    def instance(self, unit: str) -> tuple[int, Any] | None:
+        """Return (index, item) when `unit` is an instance of a fan-out task, else None."""
+        task = self.parent.get(unit)
+        if task is None or self.units is None:
+            return None
+        index = self.units.index[unit]
+        return index, self.expansions[task].items[index]
+
+    def expand(self, output_of: Callable[[str], str | None]) -> dict[str, fanout.Expansion]:
+        """Return the expansion of every fan-out task whose list is known; `output_of(task)`: its output."""
+        found: dict[str, fanout.Expansion] = {}
+        for name in self.base_graph.order:
+            spec = self.tasks[name]
+            if spec.for_each is None:
+                continue
+            known = self.expansions.get(name)
+            if known is None:
+                source = spec.for_each.from_output
+                resolved = self.task(name)
+                texts = [*(resolved.command or ()), *(resolved.args or ()), *(e.value for e in resolved.env if e.value)]
+                known = fanout.expand(spec, output_of(source) if source else None, fanout.item_fields(texts))
+            if known is not None:
+                found[name] = known
         return found
 
     def ready_key(self, name: str) -> ReadyKey:
@@ -176,6 +229,7 @@ class Memory:
     finished_stops: Mapping[str, StopJob]  # task -> stop for its Job that runs though the task is final
     phases: Mapping[str, int]  # number of tasks in each phase
     started: bool
+    join_phases: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)  # fan-out: per task
 
 
 def volatile(state: TaskState, fact: AttemptFact | None) -> bool:
@@ -238,8 +292,16 @@ class Planner:
         self.stops: dict[str, StopJob] = {}
         self.replaced: dict[str, TaskState] = {}  # state of each task created now, before its creation
         self.flow = self.shape.flow
-        self.outputs = outputs or {}  # recorded outputs by task, for `when` (a Job's own output comes first)
         self.main_open: bool | None = None  # whether a task of spec.tasks is unfinished (finally tasks wait)
+        # Outputs recorded so far (the ConfigMap), for `when` and fan-out lists (a Job's own output comes
+        # first); fan-out (core/fanout.py): instance phases per fan-out task, the fan-out tasks whose
+        # instances changed after they were decided, and the lists they hand on.
+        self.outputs: Mapping[str, str] = outputs or {}
+        self.join_phases: dict[str, Counter[str]] = (
+            {k: Counter(v) for k, v in memory.join_phases.items()} if memory else {}
+        )
+        self.dirty_joins: set[str] = set()
+        self.records: dict[str, str] = {}
 
     def task(self, name: str) -> ResolvedTask:
         """Return a task's effective settings."""
@@ -260,6 +322,8 @@ class Planner:
         """
         memory = self.memory
         applied = self.prev.observed_retry if self.prev else None
+        if memory is None:
+            self._expand(facts)
         if memory is None and retry is not None and retry.nonce != applied:
             self._start_retry(retry, facts.values())
             applied = retry.nonce
@@ -285,6 +349,8 @@ class Planner:
                     self.first_seen[name] = first_seen[name]
                 else:
                     self.first_seen.pop(name, None)
+            if self._expands(changed):
+                return None  # a fan-out task's list is now known: its instances change the graph
         # Attempts before a manual retry are history: they neither decide the task nor count to its limit.
         self.start_time = (self.prev.start_time if self.prev else None) or self._earliest(facts) or self.now
         decided = self._decide_dirty(changed)
@@ -296,11 +362,14 @@ class Planner:
             self._decide_finally_again()  # FailFast may just have ended the last open task of spec.tasks
         # After a FailFast failure only finally tasks start; after the deadline or while suspended none.
         creates = [] if halt == "deadline" or self.spec.suspend else self._create(final_only=halt is not None)
+        joins = self._settle_joins()
 
         if memory is None:
             self.touched = list(self.graph.order)  # every task was decided
         else:
-            self.touched = sorted({*decided, *(c.task for c in creates)}, key=self.shape.position.__getitem__)
+            self.touched = sorted(
+                {*decided, *(c.task for c in creates), *joins}, key=self.shape.position.__getitem__
+            )
         for name in self.touched if memory is not None else self.latest:  # no Job, no stop
             stop = self._finished_stop(name)
             if stop is None:
@@ -319,11 +388,18 @@ class Planner:
         old = self.states.get(name)
         self.states[name] = state
         was = old.phase if old is not None else None
-        if was == state.phase:
+        if was == state.phase or name in self.shape.joins:  # a fan-out task is counted by its instances
             return
         if was is not None:
             self.phases[was] -= 1
         self.phases[state.phase] += 1
+        join = self.shape.parent.get(name)
+        if join is not None:
+            counter = self.join_phases.setdefault(join, Counter())
+            if was is not None:
+                counter[was] -= 1
+            counter[state.phase] += 1
+            self.dirty_joins.add(join)
         if was == "Ready":
             key = self.shape.ready_key(name)
             i = bisect_left(self.ready, key)
@@ -340,10 +416,17 @@ class Planner:
         of a task whose phase changed, transitively; the others keep their state.
         """
         if self.memory is None:
+            parent = self.shape.parent
+            self.join_phases = {}
             for name in self.graph.order:
-                self.states[name] = self._decide_based(name)
-            self.phases = Counter(s.phase for s in self.states.values())
-            self.ready = sorted(self.shape.ready_key(n) for n, s in self.states.items() if s.phase == "Ready")
+                state = self.states[name] = self._decide_based(name)
+                if name in parent:
+                    self.join_phases.setdefault(parent[name], Counter())[state.phase] += 1
+            joins = self.shape.joins
+            self.phases = Counter(s.phase for n, s in self.states.items() if n not in joins)
+            self.ready = sorted(
+                self.shape.ready_key(n) for n, s in self.states.items() if s.phase == "Ready" and n not in joins
+            )
             return self.graph.order
         dirty = changed | set(self.memory.volatile) | set(self.flow.final)  # finally tasks watch every task
         decided: list[str] = []
@@ -361,6 +444,7 @@ class Planner:
                     if dependent not in dirty:
                         dirty.add(dependent)
                         heapq.heappush(heap, (position[dependent], dependent))
+        self.dirty_joins.clear()  # each was decided after its instances
         return decided
 
     def _decide_based(self, name: str) -> TaskState:
@@ -380,7 +464,10 @@ class Planner:
         """
         counts = count_phases(self.phases)
         # With conditions or finally tasks, "every task succeeded" is not the rule: flow decides (O(tasks), once).
-        failing = None if self.flow.plain or not counts.finished else self.flow.failing(self.states, self.graph.order)
+        # A fan-out task stands for its instances (it is Failed or Skipped as they are).
+        failing = None
+        if not self.flow.plain and counts.finished:
+            failing = self.flow.failing(self.states, (n for n in self.graph.order if n not in self.shape.parent))
         phase = taskjob_phase(counts, suspended=bool(self.spec.suspend), started=self.started, failing=failing)
 
         final = phase in TERMINAL_PHASES
@@ -448,6 +535,7 @@ class Planner:
             delete_taskjob=delete,
             requeue_after=requeue,
             changed=changed,
+            outputs=self.records,
         )
 
     def _start_retry(self, retry: RetryRequest, facts: Iterable[AttemptFact]) -> None:
@@ -459,6 +547,8 @@ class Planner:
             chosen = {n for n in retry.tasks if prev.get(n) in ("Failed", "Skipped")}
             for name in list(chosen):
                 chosen |= {d for d in self.graph.descendants(name) if prev.get(d) == "Skipped"}
+                if name in self.shape.joins:  # a fan-out task: its instances that did not succeed
+                    chosen |= {u for u in self._instances(name) if prev.get(u) in ("Failed", "Skipped")}
         observed: dict[str, int] = {}
         for f in facts:
             observed[f.task] = max(observed.get(f.task, 0), f.attempt)
@@ -536,12 +626,141 @@ class Planner:
         return min(times, default=None)
 
 
+    # ------------------------------------------------------------------ fan-out (core/fanout.py)
+
+    def _expand(self, facts: Mapping[str, AttemptFact]) -> None:
+        """Expand every fan-out task whose list is known, before the facts are read (instances are units)."""
+        sources = {t.for_each.from_output for t in self.shape.tasks.values() if t.for_each and t.for_each.from_output}
+        written: dict[str, AttemptFact] = {}
+        if sources:
+            for fact in facts.values():
+                if (
+                    fact.task in sources
+                    and fact.phase == "Succeeded"
+                    and fact.output is not None
+                    and fact.attempt > self.bases.get(fact.task, 0)
+                ):
+                    known = written.get(fact.task)
+                    if known is None or fact.attempt > known.attempt:
+                        written[fact.task] = fact
+
+        def output_of(task: str) -> str | None:
+            fact = written.get(task)
+            return fact.output if fact is not None else self.outputs.get(task)
+
+        found = self.shape.expand(output_of)
+        if found.keys() != self.shape.expansions.keys():
+            self.shape = SpecShape(self.spec, base=self.shape, expansions=found)
+            self.graph = self.shape.graph
+            self.specs = self.shape.specs
+            self.compact = len(self.specs) > COMPACT_TASKS
+
+    def _expands(self, changed: Collection[str]) -> bool:
+        """Return whether a changed task's output expands a fan-out task the memory's graph lacks."""
+        for name, spec in self.shape.tasks.items():
+            each = spec.for_each
+            if each is None or each.from_output is None or name in self.shape.expansions:
+                continue
+            if each.from_output not in changed:
+                continue
+            fact = self.latest.get(each.from_output)
+            if fact is not None and fact.phase == "Succeeded":
+                return True
+        return False
+
+    def _raw_output(self, unit: str) -> str | None:
+        fact = self.latest.get(unit)
+        if fact is not None and fact.phase == "Succeeded" and fact.output is not None:
+            return fact.output
+        return self.outputs.get(unit)
+
+    def _unexpanded(self, name: str) -> TaskState:
+        """Decide a fan-out task whose dependencies succeeded but whose list gave no instances: it fails."""
+        expansion = self.shape.expansions.get(name)
+        if expansion is not None:
+            reason, message = expansion.reason or "InvalidForEach", expansion.message or "cannot expand"
+        else:
+            each = self.specs[name].for_each
+            source = each.from_output if each else None
+            reason, message = "ForEachOutputMissing", f"the output of task {source} (forEach.fromOutput) is not known"
+        return TaskState(phase="Failed", finish_time=self.now, reason=reason, message=cut(f"failed: {message}"))
+
+    def _instances(self, name: str) -> list[str]:
+        return [fanout.instance_name(name, i) for i in range(len(self.shape.expansions[name].items))]
+
+    def _join(self, name: str, prev: TaskState | None) -> TaskState:
+        """Decide an expanded fan-out task from its instances' phases (see core/fanout.py)."""
+        n = len(self.shape.expansions[name].items)
+        count = self.join_phases.get(name) or Counter()
+        done = count["Succeeded"] + count["Failed"] + count["Skipped"]
+        start = (prev.start_time if prev else None) or self.now
+        if n == 0:
+            base = self._not_started(name)
+            if base.phase != "Ready":
+                return base.model_copy(update={"items": 0})
+        if done == n:
+            if count["Succeeded"] == n:
+                return self._join_succeeded(name, n, start)
+            phase = "Failed" if count["Failed"] else "Skipped"
+            first = next(u for u in self._instances(name) if self.states[u].phase == phase)
+            state = self.states[first]
+            word = phase.lower()
+            text = f"{word}: {count[phase]} of {_plural(n, 'instance')} {word}; {first} {state.message or word}"
+            return TaskState(
+                phase=phase,
+                items=n,
+                start_time=None if self.compact else start,
+                finish_time=None if self.compact else self.now,
+                reason="InstanceFailed" if phase == "Failed" else state.reason,
+                message=cut(text),
+            )
+        if done or count["Running"] or count["Retrying"]:
+            return TaskState(phase="Running", items=n, start_time=start)
+        return TaskState(phase="Ready" if count["Ready"] == n else "Waiting", items=n)
+
+    def _join_succeeded(self, name: str, n: int, start: datetime) -> TaskState:
+        """Return the state of a fan-out task whose instances all succeeded; note the list it hands on."""
+        text = fanout.gather([self._raw_output(u) for u in self._instances(name)])
+        size = len(text.encode())
+        if size > fanout.MAX_FANIN_BYTES:
+            return TaskState(
+                phase="Failed",
+                items=n,
+                start_time=start,
+                finish_time=self.now,
+                reason="OutputTooLarge",
+                message=cut(
+                    f"the list of its {n} instances' outputs is {size} bytes, over the {fanout.MAX_FANIN_BYTES}-byte "
+                    "limit of a fan-out task's output: pass large data by reference (object storage, a volume)"
+                ),
+            )
+        self.records[name] = text
+        return TaskState(
+            phase="Succeeded",
+            items=n,
+            start_time=None if self.compact else start,
+            finish_time=None if self.compact else self.now,
+            message=f"all {_plural(n, 'instance')} succeeded",
+        )
+
+    def _settle_joins(self) -> list[str]:
+        """Decide again the fan-out tasks whose instances the TaskJob-wide rules or the creates changed."""
+        settled = sorted(self.dirty_joins, key=self.shape.position.__getitem__)
+        for name in settled:
+            state = self.states[name]
+            if state.phase not in TERMINAL_TASK_PHASES:
+                self._set(name, self._join(name, state))
+        self.dirty_joins.clear()
+        return settled
+
     # ------------------------------------------------------------------ one task
 
     def _decide(self, name: str) -> TaskState:
         prev = None if name in self.reset else self.prev_tasks.get(name)
         if prev is not None and prev.phase in TERMINAL_TASK_PHASES:
             return prev
+        if name in self.shape.joins:
+            return self._join(name, prev)
         fact = self.latest.get(name)
         observed = fact.attempt if fact else 0
         recorded = (prev.attempts or 0) if prev else 0
@@ -563,46 +782,57 @@ class Planner:
                     word = "failed" if phase == "Failed" else "was skipped"
                     return self._skipped("DependencyFailed", f"dependency {dep} {word}")
                 ready = ready and phase == "Succeeded"
+            if ready and self._awaits_expansion(name):
+                return self._unexpanded(name)
             return _READY if ready else _WAITING
         return self._not_started_flow(name)
 
     def _not_started_flow(self, name: str) -> TaskState:
         """Decide a task not started yet under the rules of conditions and finally tasks (taskjobs.core.flow)."""
-        if name in self.flow.final_set and self._main_open():
+        task = self.shape.parent.get(name, name)  # an instance follows its fan-out task's rules
+        if task in self.flow.final_set and self._main_open():
             return _WAITING
-        handles = self.flow.outcomes_read(name)
+        handles = self.flow.outcomes_read(task)
         ready = True
         for dep in self.graph.deps[name]:
             state = self.states[dep]
             if dep in handles:  # this task handles dep's outcome: it waits for any end
                 ready = ready and state.phase in TERMINAL_TASK_PHASES
                 continue
-            skip = self.flow.skip_for(name, dep, state)
+            skip = self.flow.skip_for(task, dep, state)
             if skip is not None:
                 return self._skipped(*skip)
             ready = ready and state.phase in TERMINAL_TASK_PHASES
         if not ready:
             return _WAITING
-        when = self.flow.whens.get(name)
-        if when is None:
+        if self._awaits_expansion(name):
+            return self._unexpanded(name)
+        when = self.flow.whens.get(task)
+        if when is None or name in self.shape.joins:  # a fan-out task's condition is its instances', per item
             return _READY
         view = {
             dep: {"phase": self.states[dep].phase, "reason": self.states[dep].reason or "", "output": self._output(dep)}
             for dep in when.tasks
         }
         taskjob = self.flow.taskjob_vars(self.states) if when.uses_taskjob else None
+        instance = self.shape.instance(name)
         try:
-            true = evaluate(when, view, taskjob=taskjob)
+            true = evaluate(when, view, item=instance[1] if instance else None, taskjob=taskjob)
         except ConditionError as err:
             return TaskState(phase="Failed", finish_time=self.now, reason=flow.CONDITION_ERROR, message=cut(str(err)))
         return _READY if true else self._skipped(flow.CONDITION_FALSE, f"condition {when.source} is false")
 
+    def _awaits_expansion(self, name: str) -> bool:
+        """Return whether `name` is a fan-out task whose list has given no instances yet."""
+        shape = self.shape
+        return self.specs[name].for_each is not None and name not in shape.parent and name not in shape.joins
+
     def _output(self, name: str) -> str:
-        """Return the output task `name` hands on ('' when none): its Job's, else the recorded one."""
+        """Return the output task `name` hands on ('' when none): its Job's, else the one recorded (now or before)."""
         fact = self.latest.get(name)
         if fact is not None and fact.phase == "Succeeded" and fact.output is not None:
             return input_value(fact.output)
-        return input_value(self.outputs.get(name, ""))
+        return input_value(self.records.get(name) or self.outputs.get(name, ""))
 
     def _main_open(self) -> bool:
         """Return whether a task of spec.tasks is unfinished; asked only once they are all decided."""
@@ -821,7 +1051,10 @@ class Planner:
             state = self.states[name]
             if state.phase == "Failed" and (
                 plain
-                or not (self.flow.handled(name, self.states) or (main_only and name in self.flow.final_set))
+                or not (
+                    self.flow.handled(self.shape.parent.get(name, name), self.states)  # an instance: as its task
+                    or (main_only and name in self.flow.final_set)
+                )
             ):
                 key = (state.finish_time or self.now, i, name)
                 if best is None or key < best:
@@ -833,7 +1066,7 @@ class Planner:
         first = self._first_failed()
         if first is None:
             return None
-        others = sum(1 for s in self.states.values() if s.phase == "Failed") - 1
+        others = self.phases.get("Failed", 0) - 1  # a fan-out task counts as its instances
         text = f"task {first} {self.states[first].message or 'failed'}"
         return text + (f"; {_plural(others, 'other task')} failed too" if others else "")
 
@@ -982,6 +1215,8 @@ class Planner:
         return events
 
     def _succeeded_text(self, name: str, state: TaskState) -> str:
+        if name in self.shape.joins:
+            return f"task {name} succeeded: {state.message}"
         return f"task {name} succeeded on attempt {state.attempts or 1}"
 
     def _retrying_text(self, name: str, state: TaskState) -> str:

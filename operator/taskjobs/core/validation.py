@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from . import dag, flowcheck
+from . import dag, fanout, flowcheck
 from .inputs import OUTPUT_REF, output_references
 from .models import DNS_LABEL, MAX_TASKS, TaskJob, TaskJobMeta, TaskJobSpec, TaskJobStatus
 
@@ -196,6 +196,9 @@ def _validate_spec(spec: Any) -> tuple[TaskJobSpec | None, dag.Graph | None, tup
         problems.extend(_image_problems(spec, tasks))
         problems.extend(_reference_problems(spec, tasks))
         problems.extend(Problem(path, message) for path, message in flowcheck.problems(spec, _texts))
+        raw_defaults = spec.get("defaults")
+        defaults: dict[str, Any] = raw_defaults if isinstance(raw_defaults, dict) else {}
+        problems.extend(Problem(path, why) for path, why in fanout.spec_problems(tasks, defaults))
     if problems:
         return None, None, _ordered(problems)
     return parsed, graph, ()

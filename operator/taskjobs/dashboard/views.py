@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ..core.fanout import instance_name, instance_summary
 from .model import Key, Model, Obj, attempt_of, owner_of
 
 TASK_PHASES = ("Waiting", "Ready", "Running", "Retrying", "Succeeded", "Failed", "Skipped")
@@ -242,11 +243,22 @@ def task_rows(tj: Mapping[str, Any]) -> list[Obj]:
                 "finishTime": state.get("finishTime"),
                 "exitCode": state.get("exitCode"),
                 "reason": state.get("reason") or "",
-                "message": state.get("message") or "",
+                "message": _fanout_message(name, state, states) or state.get("message") or "",
                 "nextRetryTime": state.get("nextRetryTime"),
             }
         )
     return rows
+
+
+def _fanout_message(name: str, state: Mapping[str, Any], states: Mapping[str, Any]) -> str | None:
+    """Return a fan-out task's instances by phase ('4 instances: 3 succeeded, 1 running'), else None."""
+    items = state.get("items")
+    if not isinstance(items, int):
+        return None
+    units = (instance_name(name, i) for i in range(items))
+    phases = (str((states.get(u) or {}).get("phase") or "Waiting") for u in units)
+    own = state.get("message") if state.get("phase") != "Succeeded" else None
+    return instance_summary(items, phases) + (f"; {own}" if own else "")
 
 
 def graph(rows: Sequence[Mapping[str, Any]], group_over: int = GROUP_OVER) -> Obj:

@@ -16,12 +16,13 @@ from typing import Any
 
 from ..core.actions import Plan, RetryRequest
 from ..core.facts import AttemptFact
+from ..core.fanout import render_unit
 from ..core.incremental import replan
 from ..core.inputs import inputs_for
 from ..core.models import TERMINAL_PHASES, TaskJobMeta, TaskJobStatus
 from ..core.naming import job_name
 from ..core.plan import SpecShape
-from ..core.render import render_job, stop_job_patch
+from ..core.render import stop_job_patch
 from ..core.status import invalid_status
 from ..core.validation import ValidationResult, validate_taskjob
 from . import metrics
@@ -106,7 +107,7 @@ class Reconciler:
             changed_jobs=base.changed_jobs,
             outputs=self.store.recorded_outputs(key),
         )
-        await self._record_outputs(key, body, memory.latest, the_plan.changed)
+        await self._record_outputs(key, body, memory.latest, the_plan.changed, the_plan.outputs)
         await self._execute(key, body, meta, memory.shape, facts, the_plan, now)
         requeue = await self.status.submit(key, base, the_plan, memory)
         if the_plan.status.phase in TERMINAL_PHASES:  # rarely planned again: the next plan validates again
@@ -149,7 +150,8 @@ class Reconciler:
 
             async def create(task_name: str, attempt: int) -> None:
                 task = shape.flow.with_outcome(shape.task(task_name), the_plan.status.tasks or {})  # finally tasks
-                manifest = render_job(meta, task, attempt, inputs_for(task, outputs))
+                inputs = inputs_for(task, outputs)
+                manifest = render_unit(meta, task, task_name, attempt, inputs, shape.instance(task_name))
                 name = manifest["metadata"]["name"]
                 created = await self.kube.create_job(key[0], manifest)
                 log.info(
@@ -184,13 +186,19 @@ class Reconciler:
             metrics.SCHEDULING_LATENCY.observe(max(0.0, latency))
 
     async def _record_outputs(
-        self, key: Key, body: Mapping[str, Any], latest: Mapping[str, AttemptFact], changed: frozenset[str] | None
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        latest: Mapping[str, AttemptFact],
+        changed: frozenset[str] | None,
+        gathered: Mapping[str, str],
     ) -> None:
         """Copy outputs of succeeded tasks into the TaskJob's ConfigMap, so they outlive their pods.
 
         `latest` is each task's latest attempt (a task succeeds once). With an incremental plan only the
         changed tasks are looked at, not every Job: a task succeeds in the plan that first sees its Job
-        succeed, and a plan whose reconcile fails is not remembered.
+        succeed, and a plan whose reconcile fails is not remembered. `gathered`: the lists of fan-out
+        tasks that just succeeded, written here before their dependents' Jobs are created.
         """
         recorded = self.store.recorded_outputs(key)
         attempts = latest.values() if changed is None else (latest[t] for t in changed if t in latest)
@@ -199,6 +207,7 @@ class Reconciler:
             for f in attempts
             if f.phase == "Succeeded" and f.output is not None and recorded.get(f.task) != f.output
         }
+        new.update((task, text) for task, text in gathered.items() if recorded.get(task) != text)
         if new:
             await self.kube.record_outputs(body, outputs_configmap(key[1]), new)
             self.store.record_outputs(key, new)

@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
             metavar="A,B",
             help="upstream tasks in the order their outputs are combined (default: by task name)",
         )
+        sp.add_argument(
+            "--flatten",
+            action="store_true",
+            help="the input is a list of lists (a fan-out task's output): concatenate them first",
+        )
+        sp.add_argument("--partition", type=int, default=None, metavar="I", help="work on part I of the list only")
+        sp.add_argument(
+            "--partitions", type=int, default=1, metavar="N", help="with --partition: the list's number of parts"
+        )
         return sp
 
     sp: argparse.ArgumentParser = ops.add_parser("source", help="emit a JSON value")
@@ -165,6 +174,10 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
     if op == "join":
         return dataflow.encode(operations.join([(n, dataflow.decode(t)) for n, t in inputs]))
     value = dataflow.data_input(inputs)
+    if args.flatten:
+        value = dataflow.flatten(value)
+    if args.partition is not None:  # one instance of a fan-out task: its part of the list (a partitioned map)
+        value = dataflow.partition(value, args.partition, args.partitions)
     result: Any
     if fn_name and fn:
         result = _WITH_FUNCTION[op](fn_name, fn, value)

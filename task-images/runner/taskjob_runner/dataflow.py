@@ -86,6 +86,24 @@ def data_input(inputs: Inputs) -> Any:
     return out
 
 
+def flatten(value: Any) -> list[Any]:
+    """Return a list of lists (the outputs of a fan-out task's instances, in order) concatenated."""
+    if not isinstance(value, list) or not all(isinstance(v, list) for v in value):
+        raise BadInput(f"--flatten takes a list of lists (a fan-out task's output), got {describe(value)}")
+    return [item for part in value for item in part]
+
+
+def partition(value: Any, index: int, count: int) -> list[Any]:
+    """Return part `index` of `count` of a list: contiguous, in order, sizes differing by at most one."""
+    if count < 1 or not 0 <= index < count:
+        raise BadInput(f"--partition must be in 0..{count - 1} with --partitions {count}, got {index}")
+    if not isinstance(value, list):
+        raise BadInput(f"--partition takes a list, got {describe(value)}")
+    size, extra = divmod(len(value), count)
+    start = index * size + min(index, extra)
+    return value[start : start + size + (1 if index < extra else 0)]
+
+
 def encode(value: Any) -> str:
     """Return the value as compact JSON text."""
     try:
