@@ -441,8 +441,8 @@ def test_taskjob_graph_marks_a_fan_out_task_with_its_number_of_instances() -> No
     marks = fanout_marks({"spec": spec, "status": status})
     assert marks["f"] == "×5"
     tasks = [("g", []), ("f", ["g"]), ("h", [])]
-    assert 't_f["f ×5<br/>Running"]' in mermaid(tasks, {"f": "Running"}, marks)
-    assert '"f" [label="f ×5\\nRunning"' in dot("x", tasks, {"f": "Running"}, marks)
+    assert 't_f["f ×5<br/>Running"]' in mermaid(tasks, {"f": "Running"}, marks=marks)
+    assert '"f" [label="f ×5\\nRunning"' in dot("x", tasks, {"f": "Running"}, marks=marks)
 
 
 def test_the_dashboard_row_of_a_fan_out_task_counts_its_instances() -> None:
