@@ -188,7 +188,9 @@ class Cluster:
             self.jobs[name] = SimJob(c.task, c.attempt, name, now, self.script(c.task, c.attempt))
         for s in the_plan.stop:
             job = self.jobs.get(s.job_name)
-            if job is not None and job.active(now) and job.stop_at is None:
+            # The shell patches the stop annotation onto the Job whether or not it has just finished (the
+            # operator may not have seen that yet): a finished Job keeps its outcome but shows `stopping`.
+            if job is not None and job.deleted_at is None and job.stop_at is None:
                 job.stop_at, job.stop_reason, job.stop_message = now, s.reason, s.message
 
     def next_change(self, now: datetime, lag: float) -> datetime | None:

@@ -553,6 +553,27 @@ def test_a_job_that_succeeds_after_the_deadline_does_not_turn_a_failed_taskjob_s
     assert early.status.phase == "Succeeded"
 
 
+def test_a_job_that_ended_before_the_deadline_waits_for_its_pods_verdict_instead_of_failing() -> None:
+    # Found by test_plan_properties (read_stale_statuses, seed 597): the Job ended in time, but its pod's
+    # verdict (the output) was seen only after the deadline. Failing the task at the deadline broke
+    # "final stays final": a later read of an older status counted the Job's success (it ended in time)
+    # and turned the Failed TaskJob Succeeded. Now the plan at the deadline waits for the verdict too.
+    spec = make_spec(task("a"), task("b"), activeDeadlineSeconds=100)
+    meta = META.model_copy(update={"creation_timestamp": T0})
+    before = plan(meta, spec, None, [fact("a", 1, "Running"), fact("b", 1, "Running")], at(50))
+    ended = fact("a", 1, "Succeeded", finished=97, awaiting_pod=True)
+    at_deadline = plan(meta, spec, written(before.status), [ended, fact("b", 1, "Running")], at(100))
+    states = at_deadline.status.tasks or {}
+    assert (states["a"].phase, states["b"].phase, states["b"].reason) == ("Running", "Failed", "DeadlineExceeded")
+    assert [s.job_name for s in at_deadline.stop] == ["tj-b-1"]  # a's Job has ended: nothing to stop
+    assert (at_deadline.create, at_deadline.status.phase) == ((), "Running")  # not final while a's verdict is due
+    verdict = [fact("a", 1, "Succeeded", finished=97), fact("b", 1, "Failed", finished=101, stopping=True)]
+    after = plan(meta, spec, written(at_deadline.status), verdict, at(102))
+    stale = plan(meta, spec, written(before.status), verdict, at(102))
+    assert (after.status.tasks or {})["a"].phase == "Succeeded"
+    assert after.status.phase == stale.status.phase == "Failed"  # b was stopped by the deadline
+
+
 # ---------------------------------------------------------------- ttlSecondsAfterFinished
 
 

@@ -29,7 +29,9 @@ How each task's state is decided, in topological order:
 Then the TaskJob-wide rules:
 
 - activeDeadlineSeconds counts from metadata.creationTimestamp (wall time, suspension included). Once past, every
-  running task is Failed (DeadlineExceeded) and its Job stopped, every other unfinished task Skipped.
+  running task is Failed (DeadlineExceeded) and its Job stopped, every other unfinished task Skipped;
+  a task whose Job ended in time and awaits only its pod's verdict is judged by that verdict. A Job
+  that ends at or after the deadline, or that the operator asked to stop, never counts as a success.
 - FailFast (the default): once a task failed for good (and no task handles it: flow), nothing new
   is created but finally tasks. Waiting, Ready and Retrying tasks (not finally ones) become Skipped
   (reason FailFast; a Retrying task keeps its last attempt's exit code: it did not fail for good on
@@ -1081,6 +1083,21 @@ class Planner:
             return None
         return (self.meta.creation_timestamp or self.start_time) + timedelta(seconds=deadline)
 
+    def _ended_before(self, name: str, deadline_at: datetime) -> bool:
+        """Return whether the task's latest Job ended before `deadline_at` and awaits only its pod's verdict.
+
+        Final stays final: a read after the verdict arrived (even of an older status) sees a Job that ended
+        in time and counts its success (`_past_deadline`), so the plan at the deadline must not fail it.
+        """
+        fact = self.latest.get(name)
+        return (
+            fact is not None
+            and fact.awaiting_pod
+            and not fact.stopping
+            and fact.finish_time is not None
+            and fact.finish_time < deadline_at
+        )
+
     def _deadline_why(self) -> str:
         return f"the TaskJob exceeded spec.activeDeadlineSeconds ({self.spec.active_deadline_seconds}s)"
 
@@ -1121,6 +1138,8 @@ class Planner:
             for name in unfinished:
                 state = self.states[name]
                 if state.phase == "Running":
+                    if self._ended_before(name, deadline_at):
+                        continue  # its Job ended in time: its pod's verdict decides, as any later read would
                     self._set(name, self._deadline_failed(state))
                 else:
                     verb = "not retried" if state.phase == "Retrying" else "not started"
