@@ -353,7 +353,7 @@ class Operator:
         poll(self._healthy, 60, "the operator's /healthz")
         if self.profile is not None:
             self._spy = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(self.pid), "--format", "raw", "--rate", "50",
+                [_py_spy(), "record", "--pid", str(self.pid), "--format", "raw", "--rate", "50",
                  "-o", str(self.profile)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -439,6 +439,12 @@ class Operator:
                 self.proc.wait(5)
         if hasattr(self, "_log") and not self._log.closed:
             self._log.close()
+
+
+def _py_spy() -> str:
+    """Return the py-spy of this venv (the bench extra installs it), else the one on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else "py-spy"
 
 
 def histogram(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> dict[str, Any] | None:
