@@ -25,6 +25,9 @@ log = logging.getLogger("taskjob.watch")
 
 PATHS = {"jobs": "/apis/batch/v1", "pods": "/api/v1", "configmaps": "/api/v1"}
 WATCH_SECONDS = 270  # the server ends each watch after this; the loop resumes from the last version
+# A watch that sends nothing, not even a bookmark, this long is dead (a stalled connection or proxy): the
+# API server sends a bookmark about every 60 s and keeps recent events ~75 s, as kopf's own default says.
+INACTIVITY_SECONDS = 70.0
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # after a broken watch or a failed list; the last one repeats
 
 OnEvent = Callable[[str | None, dict[str, Any]], None]  # (type, essentials); type None = listed
@@ -104,7 +107,7 @@ class OwnedWatch:
             "resourceVersion": self.version or "",
             "timeoutSeconds": str(WATCH_SECONDS),
         }
-        timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=WATCH_SECONDS + 30)
+        timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=INACTIVITY_SECONDS)
         async with self.api.stream(self.path, params, timeout) as resp:
             if resp.status != 200:
                 raise ApiError(resp.status, await resp.read())
