@@ -3,9 +3,10 @@
 A watch event of a pod is 5-10 KB of JSON; parsed whole into dicts it is ~30 KB of Python objects, of
 which the facts need a handful of fields. msgspec decodes into typed structs that name those fields and
 skips the rest in C, then `to_builtins` gives the plain dicts (camelCase, as the API spells them) that
-observe.py reads. What is kept: metadata (name, namespace, uid, resourceVersion, timestamps, labels,
-annotations, ownerReferences), a Job's status conditions and times, a pod's phase, reason, conditions and
-container states, the names of its containers (the termination message limit), a ConfigMap's data.
+observe.py reads. What is kept: metadata (name, namespace, uid, resourceVersion, timestamps, our labels
+and the job-name one, our stop annotations, ownerReferences), a Job's status conditions and times, a
+pod's phase, reason, conditions and container states, the names of its containers (the termination
+message limit), a ConfigMap's data.
 A test checks that the facts of the decoded objects equal those of the full ones.
 """
 
@@ -14,6 +15,27 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+
+from ..core.naming import LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
+from ..core.observe import JOB_NAME_LABELS
+from ..core.render import ANNOTATION_STOP_MESSAGE, ANNOTATION_STOP_REASON
+
+
+class _Labels(msgspec.Struct, omit_defaults=True):
+    """The labels read: ours and the Job controller's job-name (a pod's has 7, a Job's 5 or more)."""
+
+    taskjob: str | None = msgspec.field(default=None, name=LABEL_TASKJOB)
+    task: str | None = msgspec.field(default=None, name=LABEL_TASK)
+    attempt: str | None = msgspec.field(default=None, name=LABEL_ATTEMPT)
+    job_name: str | None = msgspec.field(default=None, name=JOB_NAME_LABELS[0])
+    old_job_name: str | None = msgspec.field(default=None, name=JOB_NAME_LABELS[1])
+
+
+class _Annotations(msgspec.Struct, omit_defaults=True):
+    """The annotations read: why the operator stopped the Job."""
+
+    stop_reason: str | None = msgspec.field(default=None, name=ANNOTATION_STOP_REASON)
+    stop_message: str | None = msgspec.field(default=None, name=ANNOTATION_STOP_MESSAGE)
 
 
 class _Ref(msgspec.Struct, omit_defaults=True):
@@ -30,8 +52,8 @@ class _Meta(msgspec.Struct, omit_defaults=True):
     resourceVersion: str | None = None  # noqa: N815 - the API's spelling
     creationTimestamp: str | None = None  # noqa: N815
     deletionTimestamp: str | None = None  # noqa: N815
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
+    labels: _Labels | None = None
+    annotations: _Annotations | None = None
     ownerReferences: list[_Ref] | None = None  # noqa: N815
 
 
@@ -41,6 +63,13 @@ class _Condition(msgspec.Struct, omit_defaults=True):
     reason: str | None = None
     message: str | None = None
     lastTransitionTime: str | None = None  # noqa: N815
+
+
+class _PodCondition(msgspec.Struct, omit_defaults=True):
+    type: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    message: str | None = None
 
 
 class _JobStatus(msgspec.Struct, omit_defaults=True):
@@ -58,7 +87,7 @@ class _PodStatus(msgspec.Struct, omit_defaults=True):
     phase: str | None = None
     reason: str | None = None
     message: str | None = None
-    conditions: list[_Condition] | None = None
+    conditions: list[_PodCondition] | None = None
     containerStatuses: list[_ContainerStatus] | None = None  # noqa: N815
     initContainerStatuses: list[_ContainerStatus] | None = None  # noqa: N815
 
