@@ -119,7 +119,7 @@ def main() -> int:
     parser.add_argument("--kubeconfig", help="use this cluster instead of starting a private testenv")
     parser.add_argument("--testenv-dir", default=str(Path(tempfile.gettempdir()) / "taskjob-bench-testenv"))
     parser.add_argument("--keep-testenv", action="store_true", help="leave the private testenv running")
-    parser.add_argument("--qps", type=float, default=50.0, help="operator --qps for B1 and B2 (its default: 50)")
+    parser.add_argument("--qps", type=float, default=200.0, help="operator --qps for B1 and B2 (its default: 200)")
     parser.add_argument(
         "--scale-qps", type=float, default=1000.0, help="operator --qps for B3 and B4 (high: they measure the loop)"
     )
