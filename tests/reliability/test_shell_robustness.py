@@ -324,3 +324,22 @@ def test_a_request_that_never_answers_is_abandoned(monkeypatch: pytest.MonkeyPat
             conn.close()
         listener.close()
     assert len(no_waiting) == 1  # timed out, retried once, timed out again, and gave up
+
+
+def test_the_lean_session_sends_the_kubeconfigs_token_and_asks_the_refresh_hook() -> None:
+    """A token from a kubeconfig (kept as BearerToken) or in-cluster (refreshed) reaches each request."""
+    from taskjobs.shell.apisession import ApiSession
+
+    conf = client.Configuration()
+    conf.host = "https://127.0.0.1:6443"
+    conf.api_key = {"BearerToken": "Bearer from-kubeconfig"}
+    assert ApiSession(conf).headers()["authorization"] == "Bearer from-kubeconfig"
+
+    rotated = iter(["Bearer first", "Bearer second"])
+
+    def refresh(configuration: client.Configuration) -> None:
+        configuration.api_key = {"authorization": next(rotated)}
+
+    conf.refresh_api_key_hook = refresh
+    session = ApiSession(conf)
+    assert [session.headers()["authorization"] for _ in range(2)] == ["Bearer first", "Bearer second"]

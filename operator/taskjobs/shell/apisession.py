@@ -58,9 +58,12 @@ class ApiSession:
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Return the request headers: the credentials (a refreshed token when there is one) and `extra`."""
         headers = {"Accept": "application/json", **(extra or {})}
-        token = self.conf.get_api_key_with_prefix("authorization")  # runs the refresh hook, if any
-        if token:
-            headers["Authorization"] = token
+        # The client's own auth settings: a kubeconfig token is kept as "BearerToken", an in-cluster one as
+        # "authorization"; reading it runs the refresh hook (rotated service account tokens), if any.
+        settings: dict[str, dict[str, Any]] = dict(self.conf.auth_settings())  # type: ignore[arg-type]
+        for setting in settings.values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[str(setting["key"])] = str(setting["value"])
         return headers
 
     async def request(
