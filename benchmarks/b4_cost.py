@@ -51,6 +51,8 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
                     timeline.append((time.perf_counter() - started, rss, op.cpu_seconds() - cpu0))
                 except OSError:
                     return
+                if rss > peak["rss"] * 1.05:  # a new peak: what holds the memory now (with --census)
+                    op.take_census()
                 peak["rss"] = max(peak["rss"], rss)
 
         cpu0, started = op.cpu_seconds(), time.perf_counter()
@@ -70,6 +72,7 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
         # Memory after the run, with every finished Job and pod still in the cluster (and the store).
         time.sleep(5)
         rss_after = op.memory()["VmRSS"]
+        op.take_census()
         problems = op.problems()
     tasks = count * tasks_each
     succeeded = sum(1 for p in phases.values() if p == "Succeeded")

@@ -31,6 +31,7 @@ GROUP, VERSION, PLURAL = "taskjob.dev", "v1alpha1", "taskjobs"
 LABEL_TASKJOB, LABEL_TASK, LABEL_ATTEMPT = "taskjob.dev/taskjob", "taskjob.dev/task", "taskjob.dev/attempt"
 KWOK = "kwok.taskjob.dev/"
 PROFILE_DIR: Path | None = None  # set by run.py --profile
+CENSUS_DIR: Path | None = None  # set by run.py --census
 
 
 def log(text: str) -> None:
@@ -330,6 +331,8 @@ class Operator:
         self.metrics_port = free_port()
         # With --profile, py-spy samples the whole run; its collapsed stacks go here.
         self.profile = PROFILE_DIR / f"{label}.pyspy.txt" if PROFILE_DIR else None
+        self.label = label
+        self.census: Path | None = None
         self._spy: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Operator:
@@ -348,16 +351,24 @@ class Operator:
         for ns in self.namespaces:
             args += ["--namespace", ns]
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1"}
+        if CENSUS_DIR is not None:  # a heap census on SIGUSR2 (taskjobs.shell.heapcensus): slows the operator
+            self.census = CENSUS_DIR / self.label
+            env["TASKJOB_TRACEMALLOC"] = str(self.census)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         poll(self._healthy, 60, "the operator's /healthz")
         if self.profile is not None:
             self._spy = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(self.pid), "--format", "raw", "--rate", "50",
+                [_py_spy(), "record", "--pid", str(self.pid), "--format", "raw", "--rate", "50", "--nonblocking",
                  "-o", str(self.profile)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         return self
+
+    def take_census(self) -> None:
+        """Ask the operator for a heap census (only when run with --census)."""
+        if self.census is not None:
+            os.kill(self.pid, signal.SIGUSR2)
 
     def _healthy(self) -> bool:
         assert self.proc is not None
@@ -439,6 +450,12 @@ class Operator:
                 self.proc.wait(5)
         if hasattr(self, "_log") and not self._log.closed:
             self._log.close()
+
+
+def _py_spy() -> str:
+    """Return the py-spy of this venv (the bench extra installs it), else the one on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else "py-spy"
 
 
 def histogram(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> dict[str, Any] | None:

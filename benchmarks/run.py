@@ -73,6 +73,37 @@ def header(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     return info
 
 
+B5_RECORD = ROOT / "benchmarks" / "results" / "b5-latest.json"  # written by each B5 run (make bench-argo)
+
+
+def record_b5(results: dict[str, Any], args: argparse.Namespace) -> None:
+    """Keep the figures of this B5 run, so runs without the real node (make bench) can show them, dated."""
+    B5_RECORD.parent.mkdir(parents=True, exist_ok=True)
+    record = {"machine": results["machine"], "mode": args.mode, "qps": args.qps, "B5": results["B5"]}
+    B5_RECORD.write_text(json.dumps(record, indent=1, default=str))
+    log(f"B5 figures recorded in {B5_RECORD.relative_to(ROOT)}")
+
+
+def print_recorded_b5() -> None:
+    """Print the last recorded B5 (Argo side by side), labelled as not measured in this run; or say how to run it."""
+    if not B5_RECORD.exists():
+        print(
+            "\n### B5 taskjob vs Argo Workflows: not measured in this run\n\n"
+            "B5 needs the testenv's real node (real containers), which this private kwok testenv has not: "
+            "run `make bench-argo`. docs/performance.md has the figures recorded so far."
+        )
+        return
+    import b5_argo
+
+    record = json.loads(B5_RECORD.read_text())
+    machine = record.get("machine", {})
+    print(
+        f"\n### B5: NOT measured in this run. The last `make bench-argo` figures, recorded "
+        f"{machine.get('date', '?')} at commit {machine.get('commit', '?')} ({B5_RECORD.relative_to(ROOT)})"
+    )
+    b5_argo._print(record["B5"], record.get("mode", "?"), float(record.get("qps", 0)))
+
+
 def main() -> int:
     """Run the chosen benchmarks; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,7 +119,7 @@ def main() -> int:
     parser.add_argument("--kubeconfig", help="use this cluster instead of starting a private testenv")
     parser.add_argument("--testenv-dir", default=str(Path(tempfile.gettempdir()) / "taskjob-bench-testenv"))
     parser.add_argument("--keep-testenv", action="store_true", help="leave the private testenv running")
-    parser.add_argument("--qps", type=float, default=50.0, help="operator --qps for B1 and B2 (its default: 50)")
+    parser.add_argument("--qps", type=float, default=200.0, help="operator --qps for B1 and B2 (its default: 200)")
     parser.add_argument(
         "--scale-qps", type=float, default=1000.0, help="operator --qps for B3 and B4 (high: they measure the loop)"
     )
@@ -96,7 +127,13 @@ def main() -> int:
     parser.add_argument("--b3-live", help="B3's live runs as shape:tasks:seconds,... (e.g. wide:10000:1800)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--profile", type=Path, help="record py-spy profiles of each operator run into this directory")
+    parser.add_argument(
+        "--census", type=Path, help="B4: write tracemalloc heap censuses of the operator here (slows it: not for CPU)"
+    )
     args = parser.parse_args()
+    if args.census:
+        args.census.mkdir(parents=True, exist_ok=True)
+        common.CENSUS_DIR = args.census
     wanted = {name.strip().upper() for name in args.only.split(",") if name.strip()}
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -118,7 +155,7 @@ def main() -> int:
         if "B2" in wanted:
             import b2_throughput
 
-            settings = args.b2_qps or ("50,200" if args.mode == "full" else "50")
+            settings = args.b2_qps or f"{args.qps:g},200"  # the default QPS, and 200 (with the unthrottled loop)
             results["B2"] = [b2_throughput.run(cluster, args.mode, float(q)) for q in settings.split(",")]
         # B4 before B3: B3's runs stopped at their time budget leave Jobs the cluster is still finishing.
         if "B4" in wanted:
@@ -133,6 +170,9 @@ def main() -> int:
             import b5_argo
 
             results["B5"] = b5_argo.run(cluster, args.mode, args.qps)
+            record_b5(results, args)
+        else:
+            print_recorded_b5()
     finally:
         if args.kubeconfig:
             if cluster is not None:

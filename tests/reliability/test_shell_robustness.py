@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import urllib3
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from taskjobs.shell import kube as kube_module
@@ -92,6 +93,46 @@ def test_client_errors_are_not_retried(no_waiting: list[float]) -> None:
     assert fn.calls == 1
 
 
+def test_the_lean_session_retries_as_the_client_does_and_honours_retry_after(no_waiting: list[float]) -> None:
+    """Job creates and status patches go through aiohttp (Kube._request): same retries, same errors."""
+    from aiohttp import web
+
+    answers = [(429, {"Retry-After": "3"}), (500, {}), (201, {}), (422, {})]
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.method)
+        status, headers = answers.pop(0)
+        body = {"metadata": {"name": "j", "resourceVersion": "9"}} if status == 201 else {"kind": "Status"}
+        return web.json_response(body, status=status, headers=headers)
+
+    async def scenario() -> tuple[Any, int | None]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        conf = client.Configuration()
+        conf.host = f"http://127.0.0.1:{port}"
+        kube = Kube(client.ApiClient(conf), qps=0)
+        try:
+            created = await kube._request("create_namespaced_job", "POST", "/apis/batch/v1/namespaces/ns/jobs", {})
+            with pytest.raises(ApiException) as refused:
+                await kube._request("create_namespaced_job", "POST", "/apis/batch/v1/namespaces/ns/jobs", {})
+            return json.loads(created), refused.value.status
+        finally:
+            await kube.http.close()
+            await runner.cleanup()
+
+    created, refused = asyncio.run(scenario())
+    assert created["metadata"]["name"] == "j"
+    assert refused == 422  # a client error is not retried
+    assert seen == ["POST"] * 4
+    assert no_waiting[0] == 3.0  # the server's Retry-After, longer than our first backoff step
+
+
 def job_manifest(name: str, owner: str) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
@@ -111,9 +152,11 @@ def job_manifest(name: str, owner: str) -> dict[str, Any]:
 def conflicting_kube(existing: dict[str, Any] | None) -> Kube:
     kube = Kube(qps=0)
 
+    async def request(operation: str, *args: Any, **kwargs: Any) -> bytes:
+        assert operation == "create_namespaced_job"
+        raise api_error(409)
+
     async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if fn == kube.batch.create_namespaced_job:
-            raise api_error(409)
         if existing is None:
             raise api_error(404)
 
@@ -123,6 +166,7 @@ def conflicting_kube(existing: dict[str, Any] | None) -> Kube:
         return Resp()
 
     kube._call = call  # type: ignore[method-assign]
+    kube._request = request  # type: ignore[method-assign]
     return kube
 
 
@@ -248,8 +292,6 @@ def test_a_request_that_never_answers_is_abandoned(monkeypatch: pytest.MonkeyPat
     import socket
     import threading
 
-    from kubernetes import client
-
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -282,3 +324,22 @@ def test_a_request_that_never_answers_is_abandoned(monkeypatch: pytest.MonkeyPat
             conn.close()
         listener.close()
     assert len(no_waiting) == 1  # timed out, retried once, timed out again, and gave up
+
+
+def test_the_lean_session_sends_the_kubeconfigs_token_and_asks_the_refresh_hook() -> None:
+    """A token from a kubeconfig (kept as BearerToken) or in-cluster (refreshed) reaches each request."""
+    from taskjobs.shell.apisession import ApiSession
+
+    conf = client.Configuration()
+    conf.host = "https://127.0.0.1:6443"
+    conf.api_key = {"BearerToken": "Bearer from-kubeconfig"}
+    assert ApiSession(conf).headers()["authorization"] == "Bearer from-kubeconfig"
+
+    rotated = iter(["Bearer first", "Bearer second"])
+
+    def refresh(configuration: client.Configuration) -> None:
+        configuration.api_key = {"authorization": next(rotated)}
+
+    conf.refresh_api_key_hook = refresh
+    session = ApiSession(conf)
+    assert [session.headers()["authorization"] for _ in range(2)] == ["Bearer first", "Bearer second"]

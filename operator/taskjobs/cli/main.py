@@ -808,7 +808,7 @@ def retry(ctx: click.Context, name: str, tasks: tuple[str, ...], namespace: str 
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
-@click.option("--qps", type=click.FloatRange(min=0.1), default=50.0, show_default=True, help="API requests per second.")
+@click.option("--qps", type=click.FloatRange(min=0.1), default=200.0, show_default=True, help="API requests per second")
 @click.pass_context
 def operator(
     ctx: click.Context,

@@ -1,7 +1,9 @@
-"""kopf registration: watch TaskJobs and what they own, feed the store, queue reconciles.
+"""kopf registration: watch TaskJobs, start the lean watches of what they own, feed the store, queue reconciles.
 
 Only `on.event` handlers are used: they add no finalizer and no annotation to TaskJobs, so deleting a
-TaskJob never hangs when the operator is down. A Job or pod event wakes its TaskJob at once; timers
+TaskJob never hangs when the operator is down. Jobs, pods and outputs ConfigMaps are watched by
+`ownedwatch.OwnedWatch`, not kopf: a dozen such events per task made kopf's per-event machinery most of
+the operator's CPU (docs/performance.md, B4). A Job or pod event wakes its TaskJob at once; timers
 exist only for backoff deadlines, timeouts and TTLs (the plan's requeue_after).
 """
 
@@ -15,11 +17,12 @@ from typing import Any
 import kopf
 
 from .. import GROUP, PLURAL, VERSION
-from ..core.naming import LABEL_TASKJOB
 from ..core.validation import validate_taskjob
+from .apisession import ApiSession
 from .kube import Kube
 from .leadership import PEERING_LIFETIME, PeeringGate
 from .options import OperatorOptions
+from .ownedwatch import OwnedWatch
 from .resync import resync_forever
 from .store import Key, Store
 from .workqueue import WorkQueue
@@ -54,11 +57,35 @@ def build_registry(
     kube: Kube,
     identity: str,
     on_deleted: Callable[[Key, str], None] = lambda key, uid: None,
+    api: ApiSession | None = None,
 ) -> kopf.OperatorRegistry:
     """Return a kopf registry with every handler of the operator."""
     registry = kopf.OperatorRegistry()
-    owned = {LABEL_TASKJOB: kopf.PRESENT}
     background: list[asyncio.Task[None]] = []
+    watches: list[OwnedWatch] = []
+
+    def wake(key: Key | None) -> None:
+        if key is not None and key in store.taskjobs:
+            queue.add(key)
+
+    def feed(kind: str, namespace: str | None) -> tuple[Callable[..., None], Callable[..., None]]:
+        """Return the event and list callbacks of the watch of `kind`: update the store, wake the TaskJob."""
+        on_event: Callable[[str | None, dict[str, Any]], None]
+        if kind == "jobs":
+            def on_event(event_type: str | None, body: dict[str, Any]) -> None:
+                wake(store.on_job(event_type, body))
+        elif kind == "pods":
+            def on_event(event_type: str | None, body: dict[str, Any]) -> None:
+                wake(store.on_pod(event_type, body))
+        else:
+            def on_event(event_type: str | None, body: dict[str, Any]) -> None:
+                store.on_outputs(event_type, body)
+
+        def on_listed(items: list[dict[str, Any]], version: int) -> None:
+            for key in store.prune(kind, namespace, items, version):  # vanished while not watched
+                wake(key)
+
+        return on_event, on_listed
 
     async def seed() -> None:
         """Load every TaskJob and owned object, so a reconcile never acts on a partial view."""
@@ -66,12 +93,16 @@ def build_registry(
         for namespace in options.namespaces or (None,):
             for body in await kube.list_taskjobs(namespace):
                 store.on_taskjob(None, body)
-            for body in await kube.list_owned("jobs", namespace):
-                store.on_job(None, body)
-            for body in await kube.list_owned("pods", namespace):
-                store.on_pod(None, body)
-            for body in await kube.list_owned("configmaps", namespace):
-                store.on_outputs(None, body)
+        if not watches:
+            session = api or ApiSession()
+            for namespace in options.namespaces or (None,):
+                for kind in ("jobs", "pods", "configmaps"):
+                    watches.append(OwnedWatch(session, kind, namespace, *feed(kind, namespace)))
+        for watch in watches:  # each then watches from its own list's version
+            await watch.relist()
+        for watch in watches:
+            if not any(t.get_name() == f"taskjob-watch-{id(watch)}" for t in background):
+                background.append(asyncio.create_task(watch.run(), name=f"taskjob-watch-{id(watch)}"))
 
     async def gain() -> None:
         await seed()  # the previous leader acted meanwhile: start from the world as it is
@@ -118,6 +149,8 @@ def build_registry(
         for task in background:
             task.cancel()
         await queue.stop()
+        if watches:
+            await watches[0].api.close()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def taskjob_event(event: kopf.RawEvent, **_: Any) -> None:
@@ -128,22 +161,6 @@ def build_registry(
             on_deleted(key, body["metadata"].get("uid", ""))
         elif not store.echoes_own_write(key):  # the echo of our status write brings nothing new
             queue.add(key)
-
-    @kopf.on.event("batch", "v1", "jobs", labels=owned, registry=registry)
-    async def job_event(event: kopf.RawEvent, **_: Any) -> None:
-        key = store.on_job(event["type"], event["object"])
-        if key is not None and key in store.taskjobs:
-            queue.add(key)
-
-    @kopf.on.event("", "v1", "pods", labels=owned, registry=registry)
-    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
-        key = store.on_pod(event["type"], event["object"])
-        if key is not None and key in store.taskjobs:
-            queue.add(key)
-
-    @kopf.on.event("", "v1", "configmaps", labels=owned, registry=registry)
-    async def outputs_event(event: kopf.RawEvent, **_: Any) -> None:
-        store.on_outputs(event["type"], event["object"])
 
     @kopf.on.probe(id="taskjobs", registry=registry)
     def probe(**_: Any) -> int:

@@ -1,7 +1,10 @@
 """The Kubernetes API calls the operator makes, as awaitables; each one idempotent where it can be.
 
-The official client is synchronous, so calls run in a thread pool (never block the event loop).
-Responses are read as raw JSON so bodies have the same shape as the ones kopf's watches deliver.
+The calls made per task (Job create and stop, status patch, Event) go through `apisession.ApiSession`
+(aiohttp on the event loop) and decode only what they use from the answer: through the official client,
+a thread hand-off, urllib3 and the parsing of the whole answer (the whole TaskJob, for a status patch)
+were about half of the operator's CPU per task (docs/performance.md, B4). The rare calls (startup lists,
+resync, gets) still use the official client, which is synchronous, in a thread pool.
 
 Transient failures (429 with its Retry-After, 5xx, a dropped or timed-out connection) are retried here
 with a short backoff, so one lost request neither fails a reconcile nor, at startup, makes kopf wait a
@@ -24,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import aiohttp
+import msgspec
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -31,6 +36,8 @@ from kubernetes.client.exceptions import ApiException
 from .. import GROUP, KIND, PLURAL, VERSION
 from ..core.naming import LABEL_TASKJOB
 from . import metrics
+from .apisession import ApiError, ApiSession
+from .essentials import decode_object
 from .workqueue import RetryLater
 
 log = logging.getLogger("taskjob.kube")
@@ -131,6 +138,45 @@ class Kube:
         self.instance = socket.gethostname()
         self._events: collections.deque[tuple[Mapping[str, Any], str, str, str]] = collections.deque()
         self._event_senders: set[asyncio.Task[None]] = set()
+        self.http = ApiSession(self.api.configuration, connections=threads)
+
+    async def _request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        content_type: str = "application/json",
+        retry: frozenset[int] | None = TRANSIENT,
+        priority: int = NORMAL,
+    ) -> bytes:
+        """Send one request through the lean session; retry as `_call` does. Errors raise ApiException.
+
+        Raising the official client's ApiException (status, headers, body) keeps one error type for callers.
+        """
+        data = msgspec.json.encode(body)
+        timeout = aiohttp.ClientTimeout(sock_connect=REQUEST_TIMEOUT[0], sock_read=REQUEST_TIMEOUT[1])
+        delays = RETRY_DELAYS if retry is not None else ()
+        for delay in (*delays, None):
+            await self.limiter.take(priority)
+            try:
+                return await self.http.request(method, path, body=data, content_type=content_type, timeout=timeout)
+            except ApiError as e:
+                if e.status not in (404, 409):  # expected answers, handled by the callers
+                    metrics.API_ERRORS.labels(operation=operation).inc()
+                if delay is None or retry is None or e.status not in retry:
+                    raise _api_exception(e) from None
+                wait = max(delay, e.retry_after)
+                why = f"HTTP {e.status}"
+            except (aiohttp.ClientError, TimeoutError) as e:  # reset, refused, timed out: it may not have arrived
+                metrics.API_ERRORS.labels(operation=operation).inc()
+                if delay is None:
+                    raise
+                wait, why = delay, type(e).__name__
+            log.debug("%s failed (%s); retrying in %.1fs", operation, why, wait)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
 
     async def _call(
         self,
@@ -188,24 +234,6 @@ class Kube:
             )
         return list(self._json(resp)["items"])
 
-    async def list_owned(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
-        """Return every Job, Pod or ConfigMap carrying the taskjob label."""
-        fns = {
-            "jobs": (self.batch.list_namespaced_job, self.batch.list_job_for_all_namespaces),
-            "pods": (self.core.list_namespaced_pod, self.core.list_pod_for_all_namespaces),
-            "configmaps": (self.core.list_namespaced_config_map, self.core.list_config_map_for_all_namespaces),
-        }[kind]
-        if namespace:
-            resp = await self._call(fns[0], namespace, label_selector=LABEL_TASKJOB, _preload_content=False)
-        else:
-            resp = await self._call(fns[1], label_selector=LABEL_TASKJOB, _preload_content=False)
-        items = list(self._json(resp)["items"])
-        api_version, item_kind = _LIST_KINDS[kind]
-        for item in items:  # list items omit these; watch bodies have them
-            item.setdefault("apiVersion", api_version)
-            item.setdefault("kind", item_kind)
-        return items
-
     async def list_with_version(self, kind: str, namespace: str | None) -> tuple[list[dict[str, Any]], int]:
         """Return the metadata of the TaskJobs, or of the Jobs/pods labelled as ours, and the LIST's resourceVersion.
 
@@ -250,7 +278,8 @@ class Kube:
     # ---- writes
 
     async def create_job(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Create the Job; return it, or None when this TaskJob's Job of that name already exists (already done).
+        """Create the Job; return its essentials (`essentials.py`), or None when this TaskJob's Job of that
+        name already exists (already done).
 
         A 409 is checked: the Job must exist and belong to the same TaskJob (by uid). A Job left by an
         earlier TaskJob of the same name, still being deleted, raises RetryLater: taking it for ours
@@ -258,10 +287,10 @@ class Kube:
         """
         name = body["metadata"]["name"]
         try:
-            resp = await self._call(
-                self.batch.create_namespaced_job, namespace, body, _preload_content=False, priority=URGENT
+            data = await self._request(
+                "create_namespaced_job", "POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body, priority=URGENT
             )
-            return dict(self._json(resp))
+            return decode_object("jobs", data)  # only what the store keeps
         except ApiException as e:
             if e.status != 409:
                 raise
@@ -290,10 +319,10 @@ class Kube:
     async def patch_job(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """Merge-patch a Job; a Job that is gone needs no patch."""
         try:
-            await self._call(
-                self.batch.patch_namespaced_job, name, namespace, patch, _content_type=MERGE, retry=TRANSIENT | {409},
-                priority=URGENT,
-            )
+            await self._request(
+                "patch_namespaced_job", "PATCH", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", patch,
+                content_type=MERGE, retry=TRANSIENT | {409}, priority=URGENT,
+            )  # fmt: skip
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -301,23 +330,19 @@ class Kube:
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> int | None:
         """Merge-patch the TaskJob's status; return the new resourceVersion, or None if the TaskJob is gone."""
         try:
-            resp = await self._call(
-                self.custom.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
+            data = await self._request(
+                "patch_namespaced_custom_object_status",
+                "PATCH",
+                f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status",
                 {"status": patch},
-                _content_type=MERGE,
-                _preload_content=False,
+                content_type=MERGE,
                 retry=TRANSIENT | {409},  # a merge patch carries no resourceVersion: asking again is safe
             )
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
-        return int(self._json(resp)["metadata"]["resourceVersion"])
+        return int(_VERSION_ONLY.decode(data).metadata.resourceVersion)  # not the whole TaskJob: its version
 
     async def delete_taskjob(self, namespace: str, name: str, uid: str) -> None:
         """Delete the TaskJob (its Jobs and pods follow by garbage collection); gone already is fine."""
@@ -471,7 +496,10 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        await self._call(self.core.create_namespaced_event, meta["namespace"], body, retry=None, priority=BACKGROUND)
+        await self._request(
+            "create_namespaced_event", "POST", f"/api/v1/namespaces/{meta['namespace']}/events", body,
+            retry=None, priority=BACKGROUND,
+        )  # fmt: skip
 
 
 def _read(result: T) -> T:
@@ -484,6 +512,25 @@ def _read(result: T) -> T:
     if isinstance(result, urllib3.BaseHTTPResponse):
         result.data  # noqa: B018 - cached by urllib3 for the caller's own .data
     return result
+
+
+class _Version(msgspec.Struct):
+    resourceVersion: str  # noqa: N815 - the API's spelling
+
+
+class _VersionOnly(msgspec.Struct):
+    metadata: _Version
+
+
+_VERSION_ONLY = msgspec.json.Decoder(_VersionOnly)
+
+
+def _api_exception(e: ApiError) -> ApiException:
+    """Return the official client's exception for an HTTP error answer of the lean session."""
+    exc = ApiException(status=e.status, reason=e.body[:300].decode(errors="replace"))
+    exc.body = e.body.decode(errors="replace")
+    exc.headers = {"Retry-After": str(e.retry_after)} if e.retry_after else {}
+    return exc
 
 
 def _retry_after(e: ApiException) -> float:

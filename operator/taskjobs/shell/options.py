@@ -25,5 +25,5 @@ class OperatorOptions:
     webhook_failure_policy: Literal["Fail", "Ignore"] = "Ignore"  # Ignore: admit while the operator is down
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    client_qps: float = 50.0  # Kubernetes API requests per second for Job creation (bursts allowed)
+    client_qps: float = 200.0  # Kubernetes API requests per second (bursts of 2x); why 200: docs/performance.md B1
     extra: dict[str, str] = field(default_factory=dict)

@@ -3,8 +3,8 @@
 kopf re-lists a resource when its watch expires (410 Gone: the operator was cut off longer than the
 API server keeps events), and a re-list sends no DELETED for what vanished in between. A Job deleted
 then would stay Running in the store forever and its TaskJob would never finish; a TaskJob deleted
-then would stay known. Every RESYNC_SECONDS the operator lists TaskJobs, Jobs and pods (from the API
-server's watch cache, so cheaply) and drops what is gone; the TaskJobs concerned are reconciled.
+then would stay known. Every RESYNC_SECONDS the operator lists TaskJobs (from the API server's watch
+cache, so cheaply) and drops what is gone; the TaskJobs concerned are reconciled.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from .workqueue import WorkQueue
 log = logging.getLogger("taskjob.resync")
 
 RESYNC_SECONDS = 60.0
-KINDS = ("taskjobs", "jobs", "pods")
+# Jobs and pods are not listed here: their lean watch (ownedwatch.py) lists again after 410 Gone and
+# prunes what vanished itself; these lists (metadata of every Job and pod) were a CPU burst each minute.
+KINDS = ("taskjobs",)
 
 
 async def resync_once(kube: Kube, store: Store, queue: WorkQueue, namespaces: Sequence[str]) -> int:

@@ -10,9 +10,11 @@ import socket
 from typing import Any
 
 import kopf
+import uvloop
 
 from .cron import CronController, CronKey
 from .handlers import build_registry
+from .heapcensus import install_from_env
 from .kube import Kube, load_config
 from .logs import configure_logging
 from .options import OperatorOptions
@@ -71,8 +73,11 @@ def kopf_identity(identity: str) -> Any:
 def run_operator(options: OperatorOptions) -> None:
     """Run the operator in the foreground."""
     configure_logging(options.log_format, options.log_level)
+    install_from_env()  # a heap census for the benchmarks, when asked for
     log.info(
         "starting taskjob operator (namespaces: %s, peering: %s)",
         ", ".join(options.namespaces) or "all", options.peering or "standalone",
     )
-    asyncio.run(serve(options))
+    # uvloop's event loop and TLS are in C: with asyncio's own, the loop and its SSL protocol were about
+    # 40 % of the operator's busy CPU (py-spy, B4; docs/performance.md).
+    uvloop.run(serve(options))

@@ -36,27 +36,6 @@ def _owned_by(body: Body, uid: str | None) -> bool:
     return uid is None or not refs or any(ref.get("uid") == uid for ref in refs)
 
 
-def slim(body: Body, pod: bool) -> dict[str, Any]:
-    """Return the Job or pod without what no reader of the store looks at, to keep memory per task small.
-
-    Dropped: metadata.managedFields (about 40% of an object), a Job's spec (its pod template) and all of
-    a pod's spec but the names of its containers (observe.py counts them for the termination message
-    limit). A parsed pod takes about 34 KB and a Job 28 KB of Python objects; 10,000 tasks would hold
-    over 600 MB.
-    """
-    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
-    result = {k: v for k, v in body.items() if k not in ("metadata", "spec")}
-    result["metadata"] = meta
-    spec = body.get("spec")
-    if pod and isinstance(spec, Mapping):
-        result["spec"] = {
-            k: [{"name": c.get("name")} for c in spec[k] if isinstance(c, Mapping)]
-            for k in ("containers", "initContainers", "ephemeralContainers")
-            if isinstance(spec.get(k), list)
-        }
-    return result
-
-
 def _rv(body: Body) -> int:
     try:
         return int(body.get("metadata", {}).get("resourceVersion") or 0)
@@ -153,9 +132,11 @@ class Store:
     def on_job(self, event_type: str | None, body: Body) -> Key | None:
         """Record a Job event; return the key of its TaskJob if the event changed what a reconcile would see.
 
-        A reconcile reads a Job and its pods only as their AttemptFact; most events (a pod scheduled, the
-        Job's `active` count, the watch echoing a Job the operator just recorded) leave it as it was, and
-        waking a reconcile for them cost more than half of the operator's reconciles (B4, issue 7).
+        `body` is kept as given: the watch hands over only its essentials (`essentials.py`), a few hundred
+        bytes instead of a full object. A reconcile reads a Job and its pods only as their AttemptFact; most
+        events (a pod scheduled, the Job's `active` count, the watch echoing a Job the operator just
+        recorded) leave it as it was, and waking a reconcile for them cost more than half of the
+        operator's reconciles (B4, issue 7).
         """
         meta = body["metadata"]
         owner = meta.get("labels", {}).get(LABEL_TASKJOB)
@@ -168,7 +149,7 @@ class Store:
             self.pods.pop((meta["namespace"], name), None)
             self.finished_seen.pop((meta["namespace"], name), None)
         else:
-            self.jobs[key][name] = slim(body, pod=False)
+            self.jobs[key][name] = body
             self.expected[key].pop(name, None)
             if event_type is not None and _finished(body) and (meta["namespace"], name) not in self.finished_seen:
                 self.finished_seen[(meta["namespace"], name)] = self.clock()
@@ -185,7 +166,7 @@ class Store:
         if event_type == "DELETED":
             bucket.pop(meta["name"], None)
         else:
-            bucket[meta["name"]] = slim(body, pod=True)
+            bucket[meta["name"]] = body
         key = (meta["namespace"], owner)
         return key if self._refresh(key, job) else None
 
