@@ -702,7 +702,16 @@ class Planner:
                 return base.model_copy(update={"items": 0})
         if done == n:
             if count["Succeeded"] == n:
-                return self._join_succeeded(name, n, start)
+                return self._join_succeeded(name, n, start, self._instances(name))
+            if count["Succeeded"] and not count["Failed"]:
+                # `when` over the item filters: the instances it skipped are left out of the list.
+                kept = [u for u in self._instances(name) if self.states[u].phase == "Succeeded"]
+                if all(
+                    self.states[u].reason == flow.CONDITION_FALSE
+                    for u in self._instances(name)
+                    if self.states[u].phase == "Skipped"
+                ):
+                    return self._join_succeeded(name, n, start, kept)
             phase = "Failed" if count["Failed"] else "Skipped"
             first = next(u for u in self._instances(name) if self.states[u].phase == phase)
             state = self.states[first]
@@ -720,9 +729,12 @@ class Planner:
             return TaskState(phase="Running", items=n, start_time=start)
         return TaskState(phase="Ready" if count["Ready"] == n else "Waiting", items=n)
 
-    def _join_succeeded(self, name: str, n: int, start: datetime) -> TaskState:
-        """Return the state of a fan-out task whose instances all succeeded; note the list it hands on."""
-        text = fanout.gather([self._raw_output(u) for u in self._instances(name)])
+    def _join_succeeded(self, name: str, n: int, start: datetime, kept: list[str]) -> TaskState:
+        """Return the state of a fan-out task whose instances succeeded; note the list it hands on.
+
+        `kept`: the instances whose outputs make the list (all of them, or those a condition did not skip).
+        """
+        text = fanout.gather([self._raw_output(u) for u in kept])
         size = len(text.encode())
         if size > fanout.MAX_FANIN_BYTES:
             return TaskState(
@@ -742,7 +754,11 @@ class Planner:
             items=n,
             start_time=None if self.compact else start,
             finish_time=None if self.compact else self.now,
-            message=f"all {_plural(n, 'instance')} succeeded",
+            message=(
+                f"all {_plural(n, 'instance')} succeeded"
+                if len(kept) == n
+                else f"{len(kept)} of {_plural(n, 'instance')} succeeded, {n - len(kept)} skipped by their condition"
+            ),
         )
 
     def _settle_joins(self) -> list[str]:
