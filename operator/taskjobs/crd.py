@@ -166,20 +166,22 @@ def _root_schema() -> dict[str, Any]:
     }
 
 
-def build_crd() -> dict[str, Any]:
-    """Return the CustomResourceDefinition for TaskJob as a dict."""
+def crd_document(
+    kind: str, plural: str, singular: str, short_name: str, columns: list[dict[str, Any]], schema: dict[str, Any]
+) -> dict[str, Any]:
+    """Return a namespaced, single-version CustomResourceDefinition of taskjob.dev with a status subresource."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
+        "metadata": {"name": f"{plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": ["tj"],
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": [short_name],
                 "categories": ["taskjob"],
             },
             "scope": "Namespaced",
@@ -189,27 +191,35 @@ def build_crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": _root_schema()},
+                    "additionalPrinterColumns": columns,
+                    "schema": {"openAPIV3Schema": schema},
                 }
             ],
         },
     }
 
 
+def build_crd() -> dict[str, Any]:
+    """Return the CustomResourceDefinition for TaskJob as a dict."""
+    return crd_document(KIND, PLURAL, SINGULAR, "tj", PRINTER_COLUMNS, _root_schema())
+
+
+def render_yaml(crd: dict[str, Any], header: str) -> str:
+    """Return a CRD as the YAML text checked in under crds/, header comment included."""
+    return header + yaml.dump(crd, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+
+
 def render() -> str:
     """Return the CRD as the YAML text checked in under crds/, header comment included."""
-    body = yaml.dump(build_crd(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
-    return HEADER + body
+    return render_yaml(build_crd(), HEADER)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the CRD, or write it to crds/ with --write; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m taskjobs.crd", description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"write {CRD_PATH.name} under crds/ instead of printing")
-    parser.add_argument("--output", type=Path, default=CRD_PATH, help="file --write writes (default: %(default)s)")
+def write_or_print(prog: str, description: str, path: Path, text: str, argv: list[str] | None) -> int:
+    """Print a generated CRD, or write it to `path` with --write; return the exit status."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--write", action="store_true", help=f"write {path.name} under crds/ instead of printing")
+    parser.add_argument("--output", type=Path, default=path, help="file --write writes (default: %(default)s)")
     args = parser.parse_args(argv)
-    text = render()
     if args.write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text, encoding="utf-8")
@@ -217,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the CRD, or write it to crds/ with --write; return the exit status."""
+    return write_or_print("python -m taskjobs.crd", __doc__.splitlines()[0], CRD_PATH, render(), argv)
 
 
 if __name__ == "__main__":

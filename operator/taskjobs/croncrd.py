@@ -6,15 +6,12 @@ generator is the TaskJob CRD's (`taskjobs.crd`); a unit test fails when the chec
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .core.cronmodels import CRON_KIND, CRON_PLURAL, MAX_CRON_NAME, CronTaskJob, CronTaskJobSpec, CronTaskJobStatus
-from .crd import _RULE_ORDER, GROUP, VERSION, _Dumper, _sorted, openapi_schema
+from .crd import _RULE_ORDER, GROUP, _sorted, crd_document, openapi_schema, render_yaml, write_or_print
 
 SINGULAR = "crontaskjob"
 CRD_NAME = f"{CRON_PLURAL}.{GROUP}"
@@ -83,55 +80,17 @@ def _root_schema() -> dict[str, Any]:
 
 def build_crd() -> dict[str, Any]:
     """Return the CustomResourceDefinition for CronTaskJob as a dict."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": CRON_KIND,
-                "listKind": f"{CRON_KIND}List",
-                "plural": CRON_PLURAL,
-                "singular": SINGULAR,
-                "shortNames": ["ctj"],
-                "categories": ["taskjob"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": _root_schema()},
-                }
-            ],
-        },
-    }
+    return crd_document(CRON_KIND, CRON_PLURAL, SINGULAR, "ctj", PRINTER_COLUMNS, _root_schema())
 
 
 def render() -> str:
     """Return the CRD as the YAML text checked in under crds/, header comment included."""
-    body = yaml.dump(build_crd(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
-    return HEADER + body
+    return render_yaml(build_crd(), HEADER)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the CRD, or write it to crds/ with --write; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m taskjobs.croncrd", description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"write {CRD_PATH.name} under crds/ instead of printing")
-    parser.add_argument("--output", type=Path, default=CRD_PATH, help="file --write writes (default: %(default)s)")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.write:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return write_or_print("python -m taskjobs.croncrd", __doc__.splitlines()[0], CRD_PATH, render(), argv)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,25 @@ def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: floa
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
 
 
+def rejection(testenv: Any, kubectl: Callable[..., str], namespace: str, manifest: Path, what: str) -> str:
+    """Return the error of `kubectl apply -f manifest` once the webhook rejects it (polled: it may not serve yet).
+
+    A manifest admitted before the webhook served is deleted again and the apply retried.
+    """
+    apply = [testenv.tool("kubectl"), "--kubeconfig", str(testenv.kubeconfig), "apply", "-n", namespace, "-f",
+             str(manifest)]  # fmt: skip
+
+    def rejected() -> str | None:
+        proc = subprocess.run(apply, capture_output=True, text=True, env=testenv.env(), timeout=60)
+        if proc.returncode != 0:
+            return proc.stderr
+        kubectl("delete", "-n", namespace, "-f", str(manifest), "--ignore-not-found")
+        return None
+
+    error: str = poll(rejected, 30, f"the webhook to reject {what}")
+    return error
+
+
 class OperatorProcess:
     """`taskjob operator` as a child process, with its log captured to a file."""
 

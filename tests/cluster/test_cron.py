@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from operator_harness import ROOT, OperatorProcess, free_port, poll
+from operator_harness import ROOT, OperatorProcess, free_port, poll, rejection
 from outcomes import pod_outcomes
 
 pytestmark = pytest.mark.cluster
@@ -267,17 +267,7 @@ def test_apply_of_a_bad_schedule_is_rejected_naming_the_fields(
 ) -> None:
     manifest = tmp_path / "bad.yaml"
     manifest.write_text(BAD_SCHEDULE)
-    apply = [testenv.tool("kubectl"), "--kubeconfig", str(testenv.kubeconfig), "apply", "-n", namespace, "-f",
-             str(manifest)]
-
-    def rejected() -> str | None:
-        proc = subprocess.run(apply, capture_output=True, text=True, env=testenv.env(), timeout=60)
-        if proc.returncode != 0:
-            return proc.stderr
-        kubectl("delete", "-n", namespace, "-f", str(manifest), "--ignore-not-found")
-        return None  # admitted: the webhook was not serving yet
-
-    error = poll(rejected, 30, "the webhook to reject the CronTaskJob")
+    error = rejection(testenv, kubectl, namespace, manifest, "the CronTaskJob")
     assert "spec.schedule: bad minute in '61 * * * *'" in error
     assert "spec.taskJobTemplate.spec.tasks[0].dependsOn[0]: dependency cycle a → b → a" in error
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from operator_harness import OperatorProcess, free_port, poll
+from operator_harness import OperatorProcess, free_port, poll, rejection
 
 pytestmark = pytest.mark.cluster
 
@@ -50,17 +49,7 @@ def test_apply_of_a_cyclic_taskjob_fails_with_the_cycle(
 ) -> None:
     manifest = tmp_path / "loop.yaml"
     manifest.write_text(CYCLIC)
-    apply = [testenv.tool("kubectl"), "--kubeconfig", str(testenv.kubeconfig), "apply", "-n", namespace, "-f",
-             str(manifest)]
-
-    def rejected() -> str | None:
-        proc = subprocess.run(apply, capture_output=True, text=True, env=testenv.env(), timeout=60)
-        if proc.returncode != 0:
-            return proc.stderr
-        kubectl("delete", "-n", namespace, "-f", str(manifest), "--ignore-not-found")
-        return None  # admitted: the webhook was not serving yet
-
-    error = poll(rejected, 30, "the webhook to reject the cyclic TaskJob")
+    error = rejection(testenv, kubectl, namespace, manifest, "the cyclic TaskJob")
     assert "a → b → c → a" in error
     assert "spec.tasks[0].dependsOn" in error
 
@@ -89,17 +78,7 @@ def test_apply_of_a_condition_on_a_task_that_is_not_a_dependency_fails_naming_th
 ) -> None:
     manifest = tmp_path / "bad-when.yaml"
     manifest.write_text(BAD_WHEN)
-    apply = [testenv.tool("kubectl"), "--kubeconfig", str(testenv.kubeconfig), "apply", "-n", namespace, "-f",
-             str(manifest)]
-
-    def rejected() -> str | None:
-        proc = subprocess.run(apply, capture_output=True, text=True, env=testenv.env(), timeout=60)
-        if proc.returncode != 0:
-            return proc.stderr
-        kubectl("delete", "-n", namespace, "-f", str(manifest), "--ignore-not-found")
-        return None  # admitted: the webhook was not serving yet
-
-    error = poll(rejected, 30, "the webhook to reject the condition")
+    error = rejection(testenv, kubectl, namespace, manifest, "the condition")
     assert 'spec.tasks[2].when: tasks.b is not a dependency of task "c"' in error
 
 
@@ -120,16 +99,6 @@ def test_apply_of_a_fan_out_over_a_task_it_does_not_depend_on_fails_naming_the_f
 ) -> None:
     manifest = tmp_path / "fan.yaml"
     manifest.write_text(FANOUT_WITHOUT_DEPENDENCY)
-    apply = [testenv.tool("kubectl"), "--kubeconfig", str(testenv.kubeconfig), "apply", "-n", namespace, "-f",
-             str(manifest)]
-
-    def rejected() -> str | None:
-        proc = subprocess.run(apply, capture_output=True, text=True, env=testenv.env(), timeout=60)
-        if proc.returncode != 0:
-            return proc.stderr
-        kubectl("delete", "-n", namespace, "-f", str(manifest), "--ignore-not-found")
-        return None  # admitted: the webhook was not serving yet
-
-    error = poll(rejected, 30, "the webhook to reject the fan-out")
+    error = rejection(testenv, kubectl, namespace, manifest, "the fan-out")
     assert "spec.tasks[1].forEach.fromOutput" in error
     assert 'task "gen" must finish first: add it to spec.tasks[1].dependsOn' in error
