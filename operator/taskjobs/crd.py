@@ -23,6 +23,7 @@ KIND = "TaskJob"
 PLURAL = "taskjobs"
 SINGULAR = "taskjob"
 CRD_NAME = f"{PLURAL}.{GROUP}"
+CATEGORY = "taskjob-all"  # `kubectl get taskjob-all`: TaskJobs and CronTaskJobs
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / f"{GROUP}_{PLURAL}.yaml"
 HEADER = (
     "# Generated from operator/taskjobs/models.py by operator/taskjobs/crd.py. Do not edit by hand:\n"
@@ -182,7 +183,9 @@ def crd_document(
                 "plural": plural,
                 "singular": singular,
                 "shortNames": [short_name],
-                "categories": ["taskjob"],
+                # Not "taskjob": a category named like a resource makes `kubectl get taskjob NAME` expand
+                # to every kind in it ("you must specify only one resource").
+                "categories": [CATEGORY],
             },
             "scope": "Namespaced",
             "versions": [

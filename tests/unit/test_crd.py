@@ -73,7 +73,7 @@ def test_crd_identity() -> None:
         "plural": "taskjobs",
         "singular": "taskjob",
         "shortNames": ["tj"],
-        "categories": ["taskjob"],
+        "categories": ["taskjob-all"],
     }
     [version] = spec["versions"]
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from test_crd import properties, structural_problems
 
-from taskjobs import croncrd
+from taskjobs import crd, croncrd
 from taskjobs.crd import CRD_PATH as TASKJOB_CRD_PATH
 
 REGENERATE = "python -m taskjobs.croncrd --write"
@@ -72,3 +72,18 @@ def test_the_template_embeds_the_taskjob_spec_but_may_change() -> None:
 def test_root_rules_limit_the_name_to_52() -> None:
     rules = root()["x-kubernetes-validations"]
     assert "self.metadata.name.size() <= 52" in [r["rule"] for r in rules]
+
+
+def test_no_category_is_named_like_a_resource_so_kubectl_get_taskjob_name_names_one_kind() -> None:
+    # Found on the real node: with both CRDs in a category "taskjob", `kubectl get taskjob hello` expanded
+    # the category to TaskJobs and CronTaskJobs and failed with "you must specify only one resource".
+    crds = [crd.build_crd(), croncrd.build_crd()]
+    names = {
+        n.lower()
+        for c in crds
+        for n in (c["spec"]["names"]["kind"], c["spec"]["names"]["plural"], c["spec"]["names"]["singular"],
+                  *c["spec"]["names"]["shortNames"])
+    }  # fmt: skip
+    categories = {cat for c in crds for cat in c["spec"]["names"]["categories"]}
+    assert categories == {"taskjob-all"}
+    assert not categories & names
