@@ -105,6 +105,9 @@ def build_registry(
                 background.append(asyncio.create_task(watch.run(), name=f"taskjob-watch-{id(watch)}"))
 
     async def gain() -> None:
+        # No reconcile while the store loads: the lists wake TaskJobs as they go, and a reconcile between
+        # the Jobs' list and the pods' or outputs' would plan on a partial view (a fan-out's list unknown).
+        queue.enabled = False
         await seed()  # the previous leader acted meanwhile: start from the world as it is
         queue.resume()
         for key in store.known():
