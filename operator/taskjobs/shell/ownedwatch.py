@@ -29,6 +29,7 @@ WATCH_SECONDS = 270  # the server ends each watch after this; the loop resumes f
 # API server sends a bookmark about every 60 s and keeps recent events ~75 s, as kopf's own default says.
 INACTIVITY_SECONDS = 70.0
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # after a broken watch or a failed list; the last one repeats
+TRANSIENT = frozenset({429, 500, 502, 503, 504})  # answers worth asking again (as kube.TRANSIENT)
 
 OnEvent = Callable[[str | None, dict[str, Any]], None]  # (type, essentials); type None = listed
 OnListed = Callable[[list[dict[str, Any]], int], None]  # (every item listed, the list's resourceVersion)
@@ -59,16 +60,36 @@ class OwnedWatch:
     async def relist(self) -> None:
         """LIST every object, hand each to on_event (type None) and all to on_listed; watch from its version."""
         self._listing += 1
-        data = await self.api.request(
-            "GET", self.path, params={"labelSelector": LABEL_TASKJOB},
-            timeout=aiohttp.ClientTimeout(sock_connect=10, total=120),
-        )  # fmt: skip
-        items, version = decode_list(self.kind, data)
+        items, version = decode_list(self.kind, await self._list())
         for item in items:
             self.on_event(None, item)
         self.on_listed(items, int(version or 0))
         self.version = version
         self._listing += 1
+
+    async def _list(self) -> bytes:
+        """Return the LIST's answer; retry a transient failure (429, 5xx, a lost connection) a few times.
+
+        The startup handler lists through here: one lost request must not fail it, or kopf retries it only
+        a minute later, and the operator stays unhealthy meanwhile.
+        """
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return await self.api.request(
+                    "GET", self.path, params={"labelSelector": LABEL_TASKJOB},
+                    timeout=aiohttp.ClientTimeout(sock_connect=10, total=120),
+                )  # fmt: skip
+            except ApiError as e:
+                if delay is None or e.status not in TRANSIENT:
+                    raise
+                wait, why = max(delay, e.retry_after), f"HTTP {e.status}"
+            except (TimeoutError, aiohttp.ClientError) as e:  # reset, refused, timed out
+                if delay is None:
+                    raise
+                wait, why = delay, type(e).__name__
+            log.info("list of %s failed (%s); again in %.1fs", self.kind, why, wait)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
 
     async def run(self) -> None:
         """Watch until cancelled: resume from the last version; list again when it expired."""
