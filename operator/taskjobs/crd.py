@@ -147,9 +147,12 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-def _root_schema() -> dict[str, Any]:
+def root_schema(
+    description: str | None, spec: dict[str, Any], status: dict[str, Any], rules: list[dict[str, str]]
+) -> dict[str, Any]:
+    """Return the openAPIV3Schema of a kind: its spec and status schemas, and CEL rules on the whole object."""
     return {
-        "description": TaskJob.__doc__,
+        "description": description,
         "type": "object",
         "required": ["spec"],
         "properties": {
@@ -158,13 +161,17 @@ def _root_schema() -> dict[str, Any]:
                 "type": "string",
             },
             "kind": {"description": "Kind is a string value representing the REST resource.", "type": "string"},
-            # Declared only so the rules above may point their fieldPath at metadata.name.
+            # Declared only so the rules may point their fieldPath at metadata.name.
             "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
-            "spec": openapi_schema(TaskJobSpec),
-            "status": openapi_schema(TaskJobStatus),
+            "spec": spec,
+            "status": status,
         },
-        "x-kubernetes-validations": [_sorted(r, _RULE_ORDER) for r in ROOT_RULES],
+        "x-kubernetes-validations": [_sorted(r, _RULE_ORDER) for r in rules],
     }
+
+
+def _root_schema() -> dict[str, Any]:
+    return root_schema(TaskJob.__doc__, openapi_schema(TaskJobSpec), openapi_schema(TaskJobStatus), ROOT_RULES)
 
 
 def crd_document(

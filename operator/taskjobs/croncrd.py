@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.cronmodels import CRON_KIND, CRON_PLURAL, MAX_CRON_NAME, CronTaskJob, CronTaskJobSpec, CronTaskJobStatus
-from .crd import _RULE_ORDER, GROUP, _sorted, crd_document, openapi_schema, render_yaml, write_or_print
+from .crd import GROUP, crd_document, openapi_schema, render_yaml, root_schema, write_or_print
 
 SINGULAR = "crontaskjob"
 CRD_NAME = f"{CRON_PLURAL}.{GROUP}"
@@ -60,22 +60,7 @@ def _spec_schema() -> dict[str, Any]:
 
 
 def _root_schema() -> dict[str, Any]:
-    return {
-        "description": CronTaskJob.__doc__,
-        "type": "object",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {
-                "description": "APIVersion defines the versioned schema of this representation of an object.",
-                "type": "string",
-            },
-            "kind": {"description": "Kind is a string value representing the REST resource.", "type": "string"},
-            "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
-            "spec": _spec_schema(),
-            "status": openapi_schema(CronTaskJobStatus),
-        },
-        "x-kubernetes-validations": [_sorted(r, _RULE_ORDER) for r in ROOT_RULES],
-    }
+    return root_schema(CronTaskJob.__doc__, _spec_schema(), openapi_schema(CronTaskJobStatus), ROOT_RULES)
 
 
 def build_crd() -> dict[str, Any]:
