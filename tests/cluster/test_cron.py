@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from operator_harness import ROOT, OperatorProcess, free_port, poll, rejection
+from operator_harness import ROOT, OperatorProcess, poll, rejection
 from outcomes import pod_outcomes
 
 pytestmark = pytest.mark.cluster
@@ -242,24 +242,6 @@ spec:
       - {name: a, dependsOn: [b]}
       - {name: b, dependsOn: [a]}
 """
-
-
-@pytest.fixture
-def webhook_operator(
-    kubeconfig: str, namespace: str, taskjob_crd: None, tmp_path: Path, kubectl: Callable[..., str]
-) -> Iterator[OperatorProcess]:
-    port = free_port()
-    op = OperatorProcess(
-        kubeconfig, [namespace], tmp_path, extra=["--webhook-port", str(port), "--webhook-host", "127.0.0.1"]
-    )
-    try:
-        op.start()
-        poll(lambda: "crontaskjobs" in kubectl("get", "validatingwebhookconfiguration", "taskjob.dev", "-o", "yaml",
-                                               check=False), 30, "kopf to register the CronTaskJob webhook")
-        yield op
-    finally:
-        op.stop()
-    kubectl("delete", "validatingwebhookconfiguration", "taskjob.dev", "--ignore-not-found")
 
 
 def test_apply_of_a_bad_schedule_is_rejected_naming_the_fields(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from operator_harness import OperatorProcess, free_port, poll, rejection
+from operator_harness import OperatorProcess, rejection
 
 pytestmark = pytest.mark.cluster
 
@@ -23,25 +23,6 @@ spec:
   - {name: b, dependsOn: [a]}
   - {name: c, dependsOn: [b]}
 """
-
-
-@pytest.fixture
-def webhook_operator(
-    kubeconfig: str, namespace: str, taskjob_crd: None, tmp_path: Path, kubectl: Callable[..., str]
-) -> Iterator[OperatorProcess]:
-    port = free_port()
-    op = OperatorProcess(
-        kubeconfig, [namespace], tmp_path, extra=["--webhook-port", str(port), "--webhook-host", "127.0.0.1"]
-    )
-    try:
-        op.start()
-        poll(lambda: "taskjob.dev" in kubectl("get", "validatingwebhookconfigurations", "-o", "name"), 30,
-             "kopf to register the webhook configuration")
-        yield op
-    finally:
-        op.stop()
-    # The configuration outlives the process (failurePolicy Ignore keeps that harmless); tidy it anyway.
-    kubectl("delete", "validatingwebhookconfiguration", "taskjob.dev", "--ignore-not-found")
 
 
 def test_apply_of_a_cyclic_taskjob_fails_with_the_cycle(
