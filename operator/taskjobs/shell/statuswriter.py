@@ -1,11 +1,15 @@
 """How a reconcile's status reaches the API server: at once, after a gap, or in the background.
 
-A status write of a TaskJob of 10,000 tasks costs the API server about 2 s of CPU (validating, decoding
-and encoding ~1 MB; docs/performance.md), so written after every event it starves the Job controller
-that runs the tasks. Above COMPACT_TASKS tasks, status writes are spaced: the next waits WRITE_SPACING
-times as long as the last took, at least MIN_WRITE_GAP seconds. They are also written in the
-background, one at a time per TaskJob, so the next reconcile (creating the next Jobs) need not wait a
-second for the last write to finish. Changes of phase are written at once, in the reconcile.
+Status writes of every TaskJob are spaced: after a write, the next waits WRITE_SPACING times as long as
+the last took, at least MIN_WRITE_GAP seconds, and then carries every change made meanwhile. A TaskJob
+of 10 tasks changes its status 20-30 times in its life (each task Running, then Succeeded); written after
+every event, the status patches, and their echoes over the TaskJob watch, were the largest share of the
+operator's CPU and of its API requests (B4, B1 in docs/performance.md). A write of a 10,000-task status
+costs the API server about 2 s of CPU, so there the gap grows with the write's duration. Job creates are
+never held up, and changes of phase (final ones too) are written at once, in the reconcile.
+
+Above COMPACT_TASKS tasks the writes also go in the background, one at a time per TaskJob, so the next
+reconcile (creating the next Jobs) need not wait a second for the last write to finish.
 
 The writer keeps, per TaskJob, what was last written with the memory of the plan that made it
 (`Remembered`); a reconcile asks it for the `Base` to plan from and hands it the plan to `submit`.
@@ -124,7 +128,7 @@ class StatusWriter:
             new_raw = dump_changes(prior_raw, plan.status, to_write)
             written = await self._write(key, prior_raw, new_raw, to_write)
             if written is not None and not final:
-                after = _next_write(began, self.now()) if big and written is not prior_raw else None
+                after = _next_write(began, self.now()) if written is not prior_raw else None
                 self.remembered[key] = Remembered(written, memory, base.token, frozenset(), after)
         if written is None or final:
             # A finished TaskJob is rarely planned again (a retry, its TTL): its plan memory (about 50 KB
