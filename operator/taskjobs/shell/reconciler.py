@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..core.actions import Plan, RetryRequest
+from ..core.actions import Plan, RetryRequest, merge_events
 from ..core.facts import AttemptFact
 from ..core.fanout import render_unit
 from ..core.incremental import replan
@@ -113,8 +113,8 @@ class Reconciler:
         if the_plan.status.phase in TERMINAL_PHASES:  # rarely planned again: the next plan validates again
             self.validated.pop((body["metadata"].get("uid", ""), body["metadata"].get("generation", 0)), None)
         self._set_phase(key, the_plan.status.phase)
-        for event in the_plan.events:
-            _count(event.reason)
+        for event in merge_events(list(the_plan.events)):
+            _count(event.reason, event.tasks)
             self._event(body, event.type, event.reason, event.message)
         _observe_durations(base.status, the_plan.status, the_plan.changed)
         if the_plan.delete_taskjob:
@@ -224,14 +224,14 @@ def _ctx(key: Key, task: str | None = None) -> dict[str, str]:
     return ctx
 
 
-def _count(reason: str) -> None:
+def _count(reason: str, tasks: int) -> None:
     counter = {
         "TaskSucceeded": metrics.TASKS_SUCCEEDED,
         "TaskFailed": metrics.TASKS_FAILED,
         "TaskRetrying": metrics.TASKS_RETRIED,
     }.get(reason)
     if counter is not None:
-        counter.inc()
+        counter.inc(tasks)
 
 
 def _observe_durations(prior: TaskJobStatus | None, status: TaskJobStatus, changed: frozenset[str] | None) -> None:
