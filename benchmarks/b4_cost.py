@@ -35,6 +35,7 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
     log(f"B4: {count} TaskJobs x {tasks_each} tasks (operator --qps {qps:g})")
     with cluster.namespace("bench-b4") as ns, Operator(cluster.kubeconfig, [ns], qps, label="b4") as op:
         reconciles0 = _reconciles(op)
+        requests0 = _requests(op)
         idle0, t0 = op.cpu_seconds(), time.perf_counter()
         time.sleep(10)  # measuring the idle CPU rate needs idle time
         idle_rate = (op.cpu_seconds() - idle0) / (time.perf_counter() - t0)
@@ -66,6 +67,7 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
         cpu = op.cpu_seconds() - cpu0
         reconciles = _reconciles(op)
         reconciles = {k: v - reconciles0[k] for k, v in reconciles.items()}
+        requests = {k: v - requests0.get(k, 0.0) for k, v in _requests(op).items()}
         stop.set()
         sampler.join()
         mem = op.memory()
@@ -89,6 +91,7 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
         "cpu_busy_fraction": cpu / elapsed,
         "reconciles": reconciles["count"],
         "reconcile_seconds": reconciles["seconds"],
+        "api_requests": requests,
         "idle_cpu_per_s": idle_rate,
         "rss_start_bytes": rss_start,
         "rss_peak_sampled_bytes": peak["rss"],
@@ -108,6 +111,9 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
                  f"<= 5 ms: {verdict(per_task, GOAL_CPU_PER_TASK)}"],
                 ["reconciles", f"{reconciles['count']:.0f} ({reconciles['count'] / tasks:.1f} per task, "
                  f"{reconciles['seconds'] / max(1, reconciles['count']) * 1000:.1f} ms each on average)", ""],
+                ["API requests per task", f"{sum(requests.values()) / tasks:.2f} ("
+                 + ", ".join(f"{k} {v / tasks:.2f}" for k, v in sorted(requests.items(), key=lambda kv: -kv[1]) if v)
+                 + ")", ""],
                 ["RSS at start (idle, connected)", f"{rss_start / MIB:.0f} MiB", ""],
                 ["peak RSS (VmHWM)", f"{(mem.get('VmHWM') or 0) / MIB:.0f} MiB",
                  f"<= 150 MiB: {verdict(mem.get('VmHWM') or 0, GOAL_RSS)}"],
@@ -119,6 +125,11 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
     if problems:
         print(f"\noperator log problems: {problems[:5]}")
     return result
+
+
+def _requests(op: Operator) -> dict[str, float]:
+    """Return the operator's API requests so far, by operation (its /metrics)."""
+    return {labels["operation"]: value for labels, value in op.metrics().get("taskjob_api_requests_total", [])}
 
 
 def _reconciles(op: Operator) -> dict[str, float]:

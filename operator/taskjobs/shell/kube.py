@@ -160,6 +160,7 @@ class Kube:
         delays = RETRY_DELAYS if retry is not None else ()
         for delay in (*delays, None):
             await self.limiter.take(priority)
+            metrics.API_REQUESTS.labels(operation=operation).inc()
             try:
                 return await self.http.request(method, path, body=data, content_type=content_type, timeout=timeout)
             except ApiError as e:
@@ -195,6 +196,7 @@ class Kube:
         delays = RETRY_DELAYS if retry is not None else ()
         for delay in (*delays, None):
             await self.limiter.take(priority)
+            metrics.API_REQUESTS.labels(operation=getattr(fn, "__name__", "call")).inc()
             try:
                 return await loop.run_in_executor(self.pool, lambda: _read(fn(*args, **kwargs)))
             except ApiException as e:

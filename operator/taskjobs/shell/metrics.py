@@ -24,5 +24,8 @@ RECONCILE_SECONDS = Histogram(
     "Time spent in one reconcile of one TaskJob.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+API_REQUESTS = Counter(
+    "taskjob_api_requests_total", "Kubernetes API requests sent (retries included), by operation.", ["operation"]
+)
 API_ERRORS = Counter("taskjob_api_errors_total", "Kubernetes API calls that failed.", ["operation"])
 EVENTS_DROPPED = Counter("taskjob_events_dropped_total", "Events not sent because too many were queued.")
