@@ -33,6 +33,9 @@ class RecordingKube:
         self.rv = 10
         self.gate = asyncio.Event()
         self.gate.set()
+        self.outputs: list[dict[str, str]] = []  # outputs ConfigMap writes
+        self.outputs_gate = asyncio.Event()  # cleared: the ConfigMap write takes its time
+        self.outputs_gate.set()
         self.in_flight = self.most_in_flight = 0
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +60,9 @@ class RecordingKube:
 
     async def patch_job(self, *_: Any) -> None: ...
 
-    async def record_outputs(self, *_: Any) -> None: ...
+    async def record_outputs(self, owner: Any, name: str, data: dict[str, str]) -> None:
+        await self.outputs_gate.wait()
+        self.outputs.append(dict(data))
 
     def post_event(self, *_: Any) -> None: ...
 
@@ -265,3 +270,25 @@ async def phase_change() -> None:
 
 def test_a_change_of_phase_is_written_at_once_after_the_write_in_flight() -> None:
     asyncio.run(phase_change())
+
+
+async def dependent_not_held_up_by_outputs() -> None:
+    op = Operator(3, chain=True)
+    await op.reconcile()
+    op.kube.outputs_gate.clear()  # the API server is slow to store t0's output
+    op.later(0.2)
+    finish(op.store, op.kube.created[0], op.clock.now)
+    reconcile = asyncio.create_task(op.reconcile())
+    for _ in range(200):  # a deadline, not a pause: the create goes out while the ConfigMap write waits
+        if len(op.kube.created) == 2:
+            break
+        await asyncio.sleep(0.005)
+    assert [j["metadata"]["labels"]["taskjob.dev/task"] for j in op.kube.created] == ["t0", "t1"]
+    assert op.kube.outputs == [] and not reconcile.done()  # the reconcile still ends only once it is stored
+    op.kube.outputs_gate.set()
+    await reconcile
+    assert op.kube.outputs == [{"t0": ""}]
+
+
+def test_a_dependent_job_is_created_while_the_output_it_was_given_is_being_stored() -> None:
+    asyncio.run(dependent_not_held_up_by_outputs())
