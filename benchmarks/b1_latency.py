@@ -55,6 +55,9 @@ def scenario(cluster: Cluster, qps: float, taskjobs: int, length: int, timeout: 
         samples_ = op.metrics()
         metric = histogram(samples_, "taskjob_scheduling_latency_seconds")
         reconcile = histogram(samples_, "taskjob_reconcile_duration_seconds")
+        # Where the operator's part of a step goes: waiting for the rate limit, then the API server's answer.
+        create = histogram(samples_, "taskjob_api_request_duration_seconds", operation="create_namespaced_job")
+        limit_wait = histogram(samples_, "taskjob_api_rate_limit_wait_seconds")
         cpu = op.cpu_seconds()
         problems = op.problems()
     return {
@@ -69,6 +72,8 @@ def scenario(cluster: Cluster, qps: float, taskjobs: int, length: int, timeout: 
         "succeeded": sum(1 for p in phases.values() if p == "Succeeded"),
         "operator_metric": metric,
         "reconcile": reconcile,
+        "job_create": create,
+        "rate_limit_wait": limit_wait,
         "operator_cpu_seconds": cpu,
         "operator_problems": problems[:5],
     }
@@ -98,6 +103,17 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
                 f"{m['count']} samples, mean {ms(m['mean'])}, p50 <= {ms(m['p50_le'])}, "
                 f"p95 <= {ms(m['p95_le'])}, p99 <= {ms(m['p99_le'])} (bucket bounds)"
             )
+        parts = [
+            f"{label}: mean {ms(h['mean'])}, p50 <= {ms(h['p50_le'])}, p99 <= {ms(h['p99_le'])}"
+            for label, h in (
+                ("reconcile", r["reconcile"]),
+                ("Job create answered by the API server", r["job_create"]),
+                ("rate-limit wait per request", r["rate_limit_wait"]),
+            )
+            if h
+        ]
+        if parts:
+            print(f"\nwithin the operator ({r['taskjobs_in_flight']} in flight): " + "; ".join(parts))
         if r["operator_problems"]:
             print(f"\noperator log problems ({r['taskjobs_in_flight']} in flight): {r['operator_problems']}")
     return {"scenarios": results}

@@ -458,14 +458,25 @@ def _py_spy() -> str:
     return str(beside) if beside.exists() else "py-spy"
 
 
-def histogram(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> dict[str, Any] | None:
-    """Return count, sum and the approximate p50/p95/p99 (bucket upper bounds) of a Prometheus histogram."""
-    counts = samples.get(f"{name}_count")
-    if not counts or counts[0][1] == 0:
+def histogram(
+    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **where: str
+) -> dict[str, Any] | None:
+    """Return count, sum and the approximate p50/p95/p99 (bucket upper bounds) of a Prometheus histogram.
+
+    `where`: the labels of the one series wanted (e.g. operation="create_namespaced_job").
+    """
+
+    def chosen(labels: dict[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in where.items())
+
+    counts = [value for labels, value in samples.get(f"{name}_count", []) if chosen(labels)]
+    if not counts or counts[0] == 0:
         return None
-    total = counts[0][1]
+    total = counts[0]
     buckets = sorted(
-        (float(labels["le"]), value) for labels, value in samples.get(f"{name}_bucket", []) if "le" in labels
+        (float(labels["le"]), value)
+        for labels, value in samples.get(f"{name}_bucket", [])
+        if "le" in labels and chosen(labels)
     )
 
     def quantile(q: float) -> float:
@@ -476,7 +487,7 @@ def histogram(samples: dict[str, list[tuple[dict[str, str], float]]], name: str)
 
     return {
         "count": int(total),
-        "mean": samples[f"{name}_sum"][0][1] / total,
+        "mean": next(value for labels, value in samples[f"{name}_sum"] if chosen(labels)) / total,
         "p50_le": quantile(0.5),
         "p95_le": quantile(0.95),
         "p99_le": quantile(0.99),

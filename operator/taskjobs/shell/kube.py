@@ -159,10 +159,15 @@ class Kube:
         timeout = aiohttp.ClientTimeout(sock_connect=REQUEST_TIMEOUT[0], sock_read=REQUEST_TIMEOUT[1])
         delays = RETRY_DELAYS if retry is not None else ()
         for delay in (*delays, None):
+            queued = time.perf_counter()
             await self.limiter.take(priority)
+            sent = time.perf_counter()
+            metrics.RATE_LIMIT_SECONDS.observe(sent - queued)
             metrics.API_REQUESTS.labels(operation=operation).inc()
             try:
-                return await self.http.request(method, path, body=data, content_type=content_type, timeout=timeout)
+                answer = await self.http.request(method, path, body=data, content_type=content_type, timeout=timeout)
+                metrics.API_SECONDS.labels(operation=operation).observe(time.perf_counter() - sent)
+                return answer
             except ApiError as e:
                 if e.status not in (404, 409):  # expected answers, handled by the callers
                     metrics.API_ERRORS.labels(operation=operation).inc()

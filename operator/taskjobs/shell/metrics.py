@@ -27,5 +27,16 @@ RECONCILE_SECONDS = Histogram(
 API_REQUESTS = Counter(
     "taskjob_api_requests_total", "Kubernetes API requests sent (retries included), by operation.", ["operation"]
 )
+API_SECONDS = Histogram(
+    "taskjob_api_request_duration_seconds",
+    "Time from sending an API request to its answer (the rate limit's wait not included), by operation.",
+    ["operation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+RATE_LIMIT_SECONDS = Histogram(
+    "taskjob_api_rate_limit_wait_seconds",
+    "Time an API request waited for the client's rate limit (--qps).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 API_ERRORS = Counter("taskjob_api_errors_total", "Kubernetes API calls that failed.", ["operation"])
 EVENTS_DROPPED = Counter("taskjob_events_dropped_total", "Events not sent because too many were queued.")
