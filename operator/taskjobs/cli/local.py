@@ -462,6 +462,7 @@ class LocalExecutor:
         # Names a fan-out task's instances and their items; its flow gives finally tasks the outcome.
         self.shape = SpecShape(spec)
         self._gathered: dict[str, str] = {}  # outputs of fan-out tasks: their instances' outputs, as a list
+        self._expansions: dict[str, fanout.Expansion] = {}  # by fan-out task, once its items are known
         self.runtime = runtime
         self.workdir = workdir
         self.starter: ProcessStarter = starter or SubprocessStarter()
@@ -542,7 +543,10 @@ class LocalExecutor:
         instance = None
         if split is not None:
             parent, index = split
-            instance = index, self.shape.expand(outputs.get)[parent].items[index]
+            expansion = self._expansions.get(parent)
+            if expansion is None:  # known once its source succeeded, and final: computed once, not per instance
+                expansion = self._expansions[parent] = self.shape.expand(outputs.get)[parent]
+            instance = index, expansion.items[index]
             task = self.tasks[parent]
         else:
             states = (self._status.tasks if self._status else None) or {}
