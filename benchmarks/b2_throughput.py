@@ -38,13 +38,12 @@ def raw_loop(cluster: Cluster, n: int, qps: float) -> dict[str, Any]:
         manifests = [render_job(meta, tasks[name], 1, {}) for name in tasks]
 
         async def create_all() -> float:
-            from kubernetes import config
+            from taskjobs.shell.apisession import ApiSession
+            from taskjobs.shell.connection import load_connection
 
-            config.load_kube_config(config_file=cluster.kubeconfig)  # the default client config, as in the operator
-            kube = Kube(qps=qps)
+            kube = Kube(ApiSession(load_connection({"KUBECONFIG": cluster.kubeconfig})), qps=qps)  # as the operator
             started = time.perf_counter()
             await asyncio.gather(*(kube.create_job(ns, m) for m in manifests))
-            kube.pool.shutdown()
             await kube.http.close()
             return started
 

@@ -29,6 +29,7 @@ WATCH_RATE = 0.8  # the fraction of watches that break (410, cut, stall) within 
 # and retried. Anything else (a TypeError, a KeyError ...) is a bug.
 INJECTED = (
     r"(ApiException|ServiceException|ConflictException|TooManyRequestsException): \((409|429|500)\)",
+    r"ApiError: HTTP (409|429|500)\b",  # the operator's own error type (shell/apisession.py)
     r"(ProtocolError|RemoteDisconnected|ConnectionResetError|MaxRetryError|IncompleteRead|ConnectionError)",
     # the same faults met by the lean aiohttp client (Job creates, status patches, the Job and pod watches)
     r"(ServerDisconnectedError|ClientOSError|ClientConnectionError|ClientPayloadError)",

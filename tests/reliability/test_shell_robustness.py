@@ -11,17 +11,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any
 
 import pytest
-import urllib3
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+from aiohttp import web
 
 from taskjobs.shell import kube as kube_module
+from taskjobs.shell.apisession import ApiError, ApiSession
+from taskjobs.shell.connection import Connection
 from taskjobs.shell.kube import Kube
 from taskjobs.shell.store import Store
 from taskjobs.shell.workqueue import RetryLater, WorkQueue
@@ -29,26 +30,44 @@ from taskjobs.shell.workqueue import RetryLater, WorkQueue
 OLD, NEW = "uid-old", "uid-new"
 
 
-def api_error(status: int, headers: dict[str, str] | None = None) -> ApiException:
-    e = ApiException(status=status, reason="injected")
-    e.headers = headers or {}
-    return e
+def api_error(status: int) -> ApiError:
+    return ApiError(status, b'{"kind": "Status", "message": "injected"}')
 
 
-class Flaky:
-    """A client method that fails with the given errors, then answers."""
+@contextlib.asynccontextmanager
+async def fake_api(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> AsyncIterator[Kube]:
+    """Yield a Kube whose session talks to `handler` on a loopback port (plain HTTP)."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    kube = Kube(ApiSession(Connection(server=f"http://127.0.0.1:{port}")), qps=0)
+    try:
+        yield kube
+    finally:
+        await kube.http.close()
+        await runner.cleanup()
 
-    __name__ = "flaky"
 
-    def __init__(self, *errors: Exception) -> None:
-        self.errors = list(errors)
-        self.calls = 0
+def scripted(*answers: int | tuple[int, dict[str, str]] | str) -> tuple[Callable[..., Any], list[str]]:
+    """Return a handler answering each request with the next status (or "drop": close the connection)."""
+    queue, seen = list(answers), []
 
-    def __call__(self, *args: Any, **kwargs: Any) -> str:
-        self.calls += 1
-        if self.errors:
-            raise self.errors.pop(0)
-        return "ok"
+    async def handler(request: web.Request) -> web.StreamResponse:
+        seen.append(request.method)
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]  # the last answer repeats
+        if answer == "drop":
+            assert request.transport is not None
+            request.transport.close()  # a reset connection: the request may or may not have arrived
+            return web.Response()
+        status, headers = answer if isinstance(answer, tuple) else (int(answer), {})
+        body = {"metadata": {"name": "j", "resourceVersion": "9"}} if status < 300 else {"kind": "Status"}
+        return web.json_response(body, status=status, headers=headers)
+
+    return handler, seen
 
 
 @pytest.fixture
@@ -66,71 +85,57 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def test_transient_errors_are_retried_and_retry_after_is_honoured(no_waiting: list[float]) -> None:
-    fn = Flaky(api_error(429, {"Retry-After": "3"}), api_error(500), urllib3.exceptions.ProtocolError("reset"))
-    assert asyncio.run(Kube(qps=0)._call(fn)) == "ok"
-    assert fn.calls == 4
+    handler, seen = scripted((429, {"Retry-After": "3"}), 500, "drop", 201)
+
+    async def scenario() -> bytes:
+        async with fake_api(handler) as kube:
+            return await kube._request("create_namespaced_job", "POST", "/apis/batch/v1/namespaces/ns/jobs", {})
+
+    assert json.loads(asyncio.run(scenario()))["metadata"]["name"] == "j"
+    assert seen == ["POST"] * 4
     assert no_waiting[0] == 3.0  # the server's Retry-After, longer than our first backoff step
 
 
 def test_retries_end_and_the_error_goes_to_the_caller(no_waiting: list[float]) -> None:
-    fn = Flaky(*[api_error(503)] * 20)
-    with pytest.raises(ApiException):
-        asyncio.run(Kube(qps=0)._call(fn))
-    assert fn.calls == len(kube_module.RETRY_DELAYS) + 1
+    handler, seen = scripted(503)
+
+    async def scenario() -> None:
+        async with fake_api(handler) as kube:
+            await kube.list_taskjobs("ns")
+
+    with pytest.raises(ApiError) as failed:
+        asyncio.run(scenario())
+    assert failed.value.status == 503
+    assert len(seen) == len(kube_module.RETRY_DELAYS) + 1
 
 
 def test_a_request_that_may_not_be_repeated_is_sent_once(no_waiting: list[float]) -> None:
-    fn = Flaky(api_error(500))
-    with pytest.raises(ApiException):
-        asyncio.run(Kube(qps=0)._call(fn, retry=None))
-    assert fn.calls == 1
+    handler, seen = scripted(500)
+
+    async def scenario() -> None:
+        async with fake_api(handler) as kube:
+            await kube.event(taskjob(NEW), "Normal", "TaskStarted", "an Event is sent once")
+
+    with pytest.raises(ApiError):
+        asyncio.run(scenario())
+    assert seen == ["POST"]
 
 
-def test_client_errors_are_not_retried(no_waiting: list[float]) -> None:
-    fn = Flaky(api_error(422))
-    with pytest.raises(ApiException):
-        asyncio.run(Kube(qps=0)._call(fn))
-    assert fn.calls == 1
-
-
-def test_the_lean_session_retries_as_the_client_does_and_honours_retry_after(no_waiting: list[float]) -> None:
-    """Job creates and status patches go through aiohttp (Kube._request): same retries, same errors."""
-    from aiohttp import web
-
-    answers = [(429, {"Retry-After": "3"}), (500, {}), (201, {}), (422, {})]
-    seen: list[str] = []
-
+def test_client_errors_are_not_retried_and_carry_the_servers_message(no_waiting: list[float]) -> None:
     async def handler(request: web.Request) -> web.Response:
         seen.append(request.method)
-        status, headers = answers.pop(0)
-        body = {"metadata": {"name": "j", "resourceVersion": "9"}} if status == 201 else {"kind": "Status"}
-        return web.json_response(body, status=status, headers=headers)
+        return web.json_response({"kind": "Status", "message": "spec.tasks: Required value"}, status=422)
 
-    async def scenario() -> tuple[Any, int | None]:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        conf = client.Configuration()
-        conf.host = f"http://127.0.0.1:{port}"
-        kube = Kube(client.ApiClient(conf), qps=0)
-        try:
-            created = await kube._request("create_namespaced_job", "POST", "/apis/batch/v1/namespaces/ns/jobs", {})
-            with pytest.raises(ApiException) as refused:
-                await kube._request("create_namespaced_job", "POST", "/apis/batch/v1/namespaces/ns/jobs", {})
-            return json.loads(created), refused.value.status
-        finally:
-            await kube.http.close()
-            await runner.cleanup()
+    seen: list[str] = []
 
-    created, refused = asyncio.run(scenario())
-    assert created["metadata"]["name"] == "j"
-    assert refused == 422  # a client error is not retried
-    assert seen == ["POST"] * 4
-    assert no_waiting[0] == 3.0  # the server's Retry-After, longer than our first backoff step
+    async def scenario() -> None:
+        async with fake_api(handler) as kube:
+            await kube.create_taskjob("ns", {"metadata": {"name": "tj"}})
+
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(scenario())
+    assert (refused.value.status, refused.value.reason) == (422, "spec.tasks: Required value")
+    assert seen == ["POST"]
 
 
 def job_manifest(name: str, owner: str) -> dict[str, Any]:
@@ -150,22 +155,16 @@ def job_manifest(name: str, owner: str) -> dict[str, Any]:
 
 
 def conflicting_kube(existing: dict[str, Any] | None) -> Kube:
-    kube = Kube(qps=0)
+    kube = Kube(ApiSession(Connection(server="http://127.0.0.1:9")), qps=0)  # never called
 
-    async def request(operation: str, *args: Any, **kwargs: Any) -> bytes:
-        assert operation == "create_namespaced_job"
-        raise api_error(409)
-
-    async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def request(operation: str, method: str, *args: Any, **kwargs: Any) -> bytes:
+        if method == "POST":
+            assert operation == "create_namespaced_job"
+            raise api_error(409)
         if existing is None:
             raise api_error(404)
+        return json.dumps(existing).encode()
 
-        class Resp:
-            data = json.dumps(existing)
-
-        return Resp()
-
-    kube._call = call  # type: ignore[method-assign]
     kube._request = request  # type: ignore[method-assign]
     return kube
 
@@ -310,13 +309,17 @@ def test_a_request_that_never_answers_is_abandoned(monkeypatch: pytest.MonkeyPat
     acceptor.start()
     monkeypatch.setattr(kube_module, "REQUEST_TIMEOUT", (1.0, 1.0))
     monkeypatch.setattr(kube_module, "RETRY_DELAYS", (0.0,))
-    conf = client.Configuration()
-    conf.host = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    conf.retries = False
-    kube = Kube(client.ApiClient(conf), qps=0)
+    kube = Kube(ApiSession(Connection(server=f"http://127.0.0.1:{listener.getsockname()[1]}")), qps=0)
+
+    async def scenario() -> None:
+        try:
+            await asyncio.wait_for(kube.list_with_version("jobs", "ns"), timeout=30)
+        finally:
+            await kube.http.close()
+
     try:
-        with pytest.raises(urllib3.exceptions.HTTPError):
-            asyncio.run(asyncio.wait_for(kube.list_with_version("jobs", "ns"), timeout=30))
+        with pytest.raises(TimeoutError):  # aiohttp's read timeout, not wait_for's (it would say 30 s)
+            asyncio.run(scenario())
     finally:
         stop.set()
         acceptor.join(5)
@@ -324,22 +327,3 @@ def test_a_request_that_never_answers_is_abandoned(monkeypatch: pytest.MonkeyPat
             conn.close()
         listener.close()
     assert len(no_waiting) == 1  # timed out, retried once, timed out again, and gave up
-
-
-def test_the_lean_session_sends_the_kubeconfigs_token_and_asks_the_refresh_hook() -> None:
-    """A token from a kubeconfig (kept as BearerToken) or in-cluster (refreshed) reaches each request."""
-    from taskjobs.shell.apisession import ApiSession
-
-    conf = client.Configuration()
-    conf.host = "https://127.0.0.1:6443"
-    conf.api_key = {"BearerToken": "Bearer from-kubeconfig"}
-    assert ApiSession(conf).headers()["authorization"] == "Bearer from-kubeconfig"
-
-    rotated = iter(["Bearer first", "Bearer second"])
-
-    def refresh(configuration: client.Configuration) -> None:
-        configuration.api_key = {"authorization": next(rotated)}
-
-    conf.refresh_api_key_hook = refresh
-    session = ApiSession(conf)
-    assert [session.headers()["authorization"] for _ in range(2)] == ["Bearer first", "Bearer second"]

@@ -1,1 +1,5 @@
-"""The imperative shell: kopf handlers, the Kubernetes client, and executing plans."""
+"""The imperative shell: the operator process (kopf handlers, API calls, store, work queue)."""
+
+from .noclient import import_kopf
+
+import_kopf()  # before any shell module imports kopf: see noclient.py

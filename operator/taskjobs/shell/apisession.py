@@ -1,20 +1,21 @@
-"""A lean asynchronous HTTP session to the API server, with the credentials the official client loaded.
+"""The operator's one asynchronous HTTP session to the API server: every call of the operator process.
 
-The official client is synchronous (a thread per call, urllib3, its own serialisation); for the watch
-streams of Jobs and pods and for the hot writes, an aiohttp session on the event loop costs a fraction
-of that (docs/performance.md, B4). Credentials come from the client's configuration (kubeconfig or
-in-cluster), so there is one source of truth; a token with a refresh hook (in-cluster, rotated) is
-asked for on every request.
+The official client is synchronous (a thread per call, urllib3, its own serialisation) and its import
+alone costs about 33 MB of RSS; an aiohttp session on the event loop costs a fraction of that
+(docs/performance.md, B4). The address and credentials come from `connection.py`, the same loader kopf
+logs in with; a token read from a file is re-read as it rotates.
 """
 
 from __future__ import annotations
 
-import ssl
+import asyncio
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
-from kubernetes import client
+
+from .connection import Connection
 
 
 class ApiError(Exception):
@@ -22,49 +23,44 @@ class ApiError(Exception):
 
     def __init__(self, status: int, body: bytes, retry_after: float = 0.0) -> None:
         self.status, self.body, self.retry_after = status, body, retry_after
-        super().__init__(f"HTTP {status}: {body[:300].decode(errors='replace')}")
+        super().__init__(f"HTTP {status}: {self.reason}")
 
-
-def ssl_context(conf: client.Configuration) -> ssl.SSLContext | bool:
-    """Return the TLS settings of the client configuration for aiohttp (False: no verification)."""
-    if not conf.host.startswith("https"):
-        return False
-    context = ssl.create_default_context(cafile=conf.ssl_ca_cert) if conf.verify_ssl else ssl.SSLContext()
-    if not conf.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if conf.cert_file:
-        context.load_cert_chain(conf.cert_file, conf.key_file)
-    return context
+    @property
+    def reason(self) -> str:
+        """Return the server's message (a Status object's `message`), else the start of the answer."""
+        try:
+            status = json.loads(self.body)
+        except ValueError:
+            status = None
+        if isinstance(status, dict) and status.get("message"):
+            return str(status["message"])
+        return self.body[:300].decode(errors="replace")
 
 
 class ApiSession:
-    """GET, POST, PATCH and streaming GET against the API server of a client configuration."""
+    """Requests and watch streams to the API server of a connection.
 
-    def __init__(self, conf: client.Configuration | None = None, connections: int = 16) -> None:
-        self.conf = conf or client.Configuration.get_default_copy()
-        self.base = self.conf.host.rstrip("/")
-        self._ssl = ssl_context(self.conf)
-        self._connections = connections
+    At most `connections` requests are in flight at once (more wait their turn); watch streams, which
+    stay open for minutes, are not counted against them.
+    """
+
+    def __init__(self, connection: Connection, connections: int = 24) -> None:
+        self.connection = connection
+        self.base = connection.server.rstrip("/")
+        self._ssl = connection.ssl_context()
+        self._slots = asyncio.Semaphore(connections)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         """Return the shared session (made on first use, inside the running event loop)."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=self._connections + 8)
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=0)  # requests are limited by _slots
             self._session = aiohttp.ClientSession(connector=connector, read_bufsize=2**20)  # a watch line: 1 object
         return self._session
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Return the request headers: the credentials (a refreshed token when there is one) and `extra`."""
-        headers = {"Accept": "application/json", **(extra or {})}
-        # The client's own auth settings: a kubeconfig token is kept as "BearerToken", an in-cluster one as
-        # "authorization"; reading it runs the refresh hook (rotated service account tokens), if any.
-        settings: dict[str, dict[str, Any]] = dict(self.conf.auth_settings())  # type: ignore[arg-type]
-        for setting in settings.values():
-            if setting.get("in") == "header" and setting.get("value"):
-                headers[str(setting["key"])] = str(setting["value"])
-        return headers
+        """Return the request headers: the credentials (a token re-read as it rotates) and `extra`."""
+        return {"Accept": "application/json", **self.connection.headers(), **(extra or {})}
 
     async def request(
         self,
@@ -74,15 +70,18 @@ class ApiSession:
         body: bytes | None = None,
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> bytes:
         """Send one request; return the response body, or raise ApiError for a status other than 2xx."""
-        headers = self.headers({"Content-Type": content_type} if body is not None else None)
-        async with self.session().request(
-            method, self.base + path, data=body, headers=headers, params=params, timeout=timeout
+        extra = {**(headers or {}), **({"Content-Type": content_type} if body is not None else {})}
+        async with self._slots, self.session().request(
+            method, self.base + path, data=body, headers=self.headers(extra), params=params, timeout=timeout
         ) as resp:
             data = await resp.read()
             if resp.status >= 300:
+                if resp.status == 401:  # perhaps a rotated token: read it again for the next request
+                    self.connection.expire()
                 raise ApiError(resp.status, data, _retry_after(resp.headers.get("Retry-After")))
             return data
 

@@ -19,6 +19,7 @@ import kopf
 from .. import GROUP, PLURAL, VERSION
 from ..core.validation import validate_taskjob
 from .apisession import ApiSession
+from .connection import kopf_login
 from .kube import Kube
 from .leadership import PEERING_LIFETIME, PeeringGate
 from .options import OperatorOptions
@@ -94,7 +95,7 @@ def build_registry(
             for body in await kube.list_taskjobs(namespace):
                 store.on_taskjob(None, body)
         if not watches:
-            session = api or ApiSession()
+            session = api or kube.http
             for namespace in options.namespaces or (None,):
                 for kind in ("jobs", "pods", "configmaps"):
                     watches.append(OwnedWatch(session, kind, namespace, *feed(kind, namespace)))
@@ -116,10 +117,8 @@ def build_registry(
     def lose() -> None:
         queue.enabled = False
 
-    @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # A private registry gets none of kopf's default login handlers: reuse the client's credentials.
-        return kopf.login_via_client(**kwargs)
+    # A private registry gets none of kopf's default login handlers: kopf logs in as our session does.
+    kopf.on.login(registry=registry)(kopf_login)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -1,10 +1,10 @@
 """The Kubernetes API calls the operator makes, as awaitables; each one idempotent where it can be.
 
-The calls made per task (Job create and stop, status patch, Event) go through `apisession.ApiSession`
-(aiohttp on the event loop) and decode only what they use from the answer: through the official client,
-a thread hand-off, urllib3 and the parsing of the whole answer (the whole TaskJob, for a status patch)
-were about half of the operator's CPU per task (docs/performance.md, B4). The rare calls (startup lists,
-resync, gets) still use the official client, which is synchronous, in a thread pool.
+Every call goes through `apisession.ApiSession` (aiohttp on the event loop), and the calls made per task
+(Job create and stop, status patch, Event) decode only what they use from the answer: through the
+official client, a thread hand-off, urllib3 and the parsing of the whole answer (the whole TaskJob, for
+a status patch) were about half of the operator's CPU per task, and its import a third of the idle
+operator's memory (docs/performance.md, B4). Errors are `ApiError`s (status, Retry-After, message).
 
 Transient failures (429 with its Retry-After, 5xx, a dropped or timed-out connection) are retried here
 with a short backoff, so one lost request neither fails a reconcile nor, at startup, makes kopf wait a
@@ -18,31 +18,26 @@ import asyncio
 import collections
 import heapq
 import itertools
-import json
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import msgspec
-import urllib3
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 from .. import GROUP, KIND, PLURAL, VERSION
 from ..core.naming import LABEL_TASKJOB
 from . import metrics
 from .apisession import ApiError, ApiSession
+from .connection import load_connection
 from .essentials import decode_object
 from .workqueue import RetryLater
 
 log = logging.getLogger("taskjob.kube")
 
-T = TypeVar("T")
 MERGE = "application/merge-patch+json"
 METADATA_ONLY = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"}
 TRANSIENT = frozenset({429, 500, 502, 503, 504})  # worth asking again
@@ -50,26 +45,6 @@ RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # then the error goes to the work
 REQUEST_TIMEOUT = (10.0, 60.0)  # seconds to connect, and to wait for the response
 MAX_QUEUED_EVENTS = 1000  # Events waiting to be sent; older ones are dropped beyond this
 EVENT_SENDERS = 4  # Events in flight at once
-
-
-def load_config() -> None:
-    """Load in-cluster credentials when running in a pod, else the current kubeconfig."""
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-
-
-def pooled_configuration(connections: int) -> client.Configuration:
-    """Return the default client configuration with room for `connections` concurrent HTTPS connections.
-
-    The client sizes its urllib3 pool to 5 per CPU (10 on 2 cores); with more threads than that, every
-    extra request opens a new TLS connection and throws it away ("Connection pool is full"), and the
-    handshakes cost more CPU than the requests.
-    """
-    configuration = client.Configuration.get_default_copy()
-    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, connections)
-    return configuration
 
 
 # Request priorities for the shared rate limit: lower goes first. A Job create is the critical path of
@@ -128,34 +103,33 @@ class TokenBucket:
 class Kube:
     """Async facade over the calls the operator needs."""
 
-    def __init__(self, api_client: client.ApiClient | None = None, qps: float = 50.0, threads: int = 16) -> None:
-        self.api = api_client or client.ApiClient(pooled_configuration(threads))
-        self.core = client.CoreV1Api(self.api)
-        self.batch = client.BatchV1Api(self.api)
-        self.custom = client.CustomObjectsApi(self.api)
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
+    def __init__(self, api: ApiSession | None = None, qps: float = 50.0, connections: int = 24) -> None:
+        self.http = api or ApiSession(load_connection(), connections)
         self.limiter = TokenBucket(qps, burst=max(1, int(qps * 2)))
         self.instance = socket.gethostname()
         self._events: collections.deque[tuple[Mapping[str, Any], str, str, str]] = collections.deque()
         self._event_senders: set[asyncio.Task[None]] = set()
-        self.http = ApiSession(self.api.configuration, connections=threads)
 
     async def _request(
         self,
         operation: str,
         method: str,
         path: str,
-        body: Any,
+        body: Any = None,
         *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         content_type: str = "application/json",
         retry: frozenset[int] | None = TRANSIENT,
         priority: int = NORMAL,
     ) -> bytes:
-        """Send one request through the lean session; retry as `_call` does. Errors raise ApiException.
+        """Send one request under the rate limit; return the answer's body, or raise ApiError.
 
-        Raising the official client's ApiException (status, headers, body) keeps one error type for callers.
+        The HTTP statuses in `retry` and lost or timed-out connections are asked again after a short
+        backoff (a 429's Retry-After when longer); `retry=None` sends once (for requests whose repetition
+        is not harmless, such as an Event).
         """
-        data = msgspec.json.encode(body)
+        data = msgspec.json.encode(body) if body is not None else None
         timeout = aiohttp.ClientTimeout(sock_connect=REQUEST_TIMEOUT[0], sock_read=REQUEST_TIMEOUT[1])
         delays = RETRY_DELAYS if retry is not None else ()
         for delay in (*delays, None):
@@ -165,14 +139,17 @@ class Kube:
             metrics.RATE_LIMIT_SECONDS.observe(sent - queued)
             metrics.API_REQUESTS.labels(operation=operation).inc()
             try:
-                answer = await self.http.request(method, path, body=data, content_type=content_type, timeout=timeout)
+                answer = await self.http.request(
+                    method, path, body=data, content_type=content_type, params=params, headers=headers,
+                    timeout=timeout,
+                )  # fmt: skip
                 metrics.API_SECONDS.labels(operation=operation).observe(time.perf_counter() - sent)
                 return answer
             except ApiError as e:
                 if e.status not in (404, 409):  # expected answers, handled by the callers
                     metrics.API_ERRORS.labels(operation=operation).inc()
                 if delay is None or retry is None or e.status not in retry:
-                    raise _api_exception(e) from None
+                    raise
                 wait = max(delay, e.retry_after)
                 why = f"HTTP {e.status}"
             except (aiohttp.ClientError, TimeoutError) as e:  # reset, refused, timed out: it may not have arrived
@@ -184,62 +161,16 @@ class Kube:
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
-    async def _call(
-        self,
-        fn: Callable[..., T],
-        *args: Any,
-        retry: frozenset[int] | None = TRANSIENT,
-        priority: int = NORMAL,
-        **kwargs: Any,
-    ) -> T:
-        """Return fn(*args, **kwargs) run in the pool; retry the HTTP statuses in `retry` and lost connections.
-
-        `retry=None` sends once (for requests whose repetition is not harmless, such as an Event).
-        """
-        loop = asyncio.get_running_loop()
-        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
-        delays = RETRY_DELAYS if retry is not None else ()
-        for delay in (*delays, None):
-            await self.limiter.take(priority)
-            metrics.API_REQUESTS.labels(operation=getattr(fn, "__name__", "call")).inc()
-            try:
-                return await loop.run_in_executor(self.pool, lambda: _read(fn(*args, **kwargs)))
-            except ApiException as e:
-                if e.status not in (404, 409):  # expected answers, handled by the callers
-                    metrics.API_ERRORS.labels(operation=fn.__name__).inc()
-                if delay is None or retry is None or e.status not in retry:
-                    raise
-                wait = max(delay, _retry_after(e))
-                why = f"HTTP {e.status}"
-            except urllib3.exceptions.HTTPError as e:  # reset, refused, timed out: the request may not have arrived
-                metrics.API_ERRORS.labels(operation=fn.__name__).inc()
-                if delay is None:
-                    raise
-                wait, why = delay, type(e).__name__
-            except Exception:
-                metrics.API_ERRORS.labels(operation=fn.__name__).inc()
-                raise
-            log.debug("%s failed (%s); retrying in %.1fs", getattr(fn, "__name__", fn), why, wait)
-            await asyncio.sleep(wait)
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    def _json(resp: Any) -> Any:
-        return json.loads(resp.data)
+    async def _get(self, operation: str, path: str, **kwargs: Any) -> Any:
+        """Return the decoded answer of a GET."""
+        return msgspec.json.decode(await self._request(operation, "GET", path, **kwargs))
 
     # ---- reads (startup only: afterwards watches keep the store current)
 
     async def list_taskjobs(self, namespace: str | None) -> list[dict[str, Any]]:
         """Return every TaskJob in the namespace (all namespaces when None)."""
-        if namespace:
-            resp = await self._call(
-                self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, _preload_content=False
-            )
-        else:
-            resp = await self._call(
-                self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, _preload_content=False
-            )
-        return list(self._json(resp)["items"])
+        listing = await self._get("list_taskjobs", _custom_path(GROUP, VERSION, PLURAL, namespace))
+        return list(listing.get("items") or ())
 
     async def list_with_version(self, kind: str, namespace: str | None) -> tuple[list[dict[str, Any]], int]:
         """Return the metadata of the TaskJobs, or of the Jobs/pods labelled as ours, and the LIST's resourceVersion.
@@ -249,38 +180,18 @@ class Kube:
         Served from the API server's watch cache (resourceVersion=0): cheap, and possibly a little old,
         which `Store.prune` allows for (it drops only objects last seen at or before that version).
         """
-        fn: Callable[..., Any]
-        args: tuple[Any, ...]
-        extra: dict[str, Any] = {"resource_version": "0", "_preload_content": False, "_headers": METADATA_ONLY}
+        params = {"resourceVersion": "0"}
         if kind == "taskjobs":
-            fn, args = (
-                (self.custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, PLURAL))
-                if namespace
-                else (self.custom.list_cluster_custom_object, (GROUP, VERSION, PLURAL))
-            )
+            path = _custom_path(GROUP, VERSION, PLURAL, namespace)
         else:
-            fns: tuple[Callable[..., Any], Callable[..., Any]] = {
-                "jobs": (self.batch.list_namespaced_job, self.batch.list_job_for_all_namespaces),
-                "pods": (self.core.list_namespaced_pod, self.core.list_pod_for_all_namespaces),
-            }[kind]
-            fn, args = (fns[0], (namespace,)) if namespace else (fns[1], ())
-            extra["label_selector"] = LABEL_TASKJOB
-        resp = await self._call(fn, *args, **extra)
-        listing = self._json(resp)
+            path = _collection_path({"jobs": "/apis/batch/v1", "pods": "/api/v1"}[kind], kind, namespace)
+            params["labelSelector"] = LABEL_TASKJOB
+        listing = await self._get(f"list_{kind}_metadata", path, params=params, headers=METADATA_ONLY)
         return list(listing.get("items") or ()), int(listing["metadata"]["resourceVersion"])  # empty: null
 
     async def get_custom(self, group: str, version: str, plural: str, name: str, namespace: str | None) -> Any:
         """Return a custom object (cluster-scoped when namespace is None)."""
-        if namespace is None:
-            resp = await self._call(
-                self.custom.get_cluster_custom_object, group, version, plural, name, _preload_content=False
-            )
-        else:
-            resp = await self._call(
-                self.custom.get_namespaced_custom_object, group, version, namespace, plural, name,
-                _preload_content=False,
-            )
-        return self._json(resp)
+        return await self._get("get_custom_object", f"{_custom_path(group, version, plural, namespace)}/{name}")
 
     # ---- writes
 
@@ -298,7 +209,7 @@ class Kube:
                 "create_namespaced_job", "POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body, priority=URGENT
             )
             return decode_object("jobs", data)  # only what the store keeps
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 409:
                 raise
         existing = await self._get_job(namespace, name)
@@ -316,12 +227,11 @@ class Kube:
 
     async def _get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            resp = await self._call(self.batch.read_namespaced_job, name, namespace, _preload_content=False)
-        except ApiException as e:
+            return dict(await self._get("read_namespaced_job", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"))
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
-        return dict(self._json(resp))
 
     async def patch_job(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """Merge-patch a Job; a Job that is gone needs no patch."""
@@ -330,7 +240,7 @@ class Kube:
                 "patch_namespaced_job", "PATCH", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", patch,
                 content_type=MERGE, retry=TRANSIENT | {409}, priority=URGENT,
             )  # fmt: skip
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 404:
                 raise
 
@@ -345,7 +255,7 @@ class Kube:
                 content_type=MERGE,
                 retry=TRANSIENT | {409},  # a merge patch carries no resourceVersion: asking again is safe
             )
-        except ApiException as e:
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
@@ -354,16 +264,10 @@ class Kube:
     async def delete_taskjob(self, namespace: str, name: str, uid: str) -> None:
         """Delete the TaskJob (its Jobs and pods follow by garbage collection); gone already is fine."""
         try:
-            await self._call(
-                self.custom.delete_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body={"propagationPolicy": "Background", "preconditions": {"uid": uid}},
-            )
-        except ApiException as e:
+            path = f"{_custom_path(GROUP, VERSION, PLURAL, namespace)}/{name}"
+            body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
+            await self._request("delete_namespaced_custom_object", "DELETE", path, body)
+        except ApiError as e:
             if e.status not in (404, 409):
                 raise
 
@@ -372,60 +276,59 @@ class Kube:
     async def get_namespaced_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """Return one taskjob.dev object, or None when it does not exist."""
         try:
-            resp = await self._call(
-                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name,
-                _preload_content=False,
-            )
-        except ApiException as e:
+            return dict(await self._get("get_namespaced_custom_object",
+                                        f"{_custom_path(GROUP, VERSION, plural, namespace)}/{name}"))
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
-        return dict(self._json(resp))
 
     async def list_taskjobs_labelled(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """Return the TaskJobs of a namespace matching a label selector (fresh from the API server)."""
-        resp = await self._call(
-            self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
-            label_selector=selector, _preload_content=False,
-        )
-        return list(self._json(resp).get("items") or ())
+        listing = await self._get(
+            "list_namespaced_custom_object", _custom_path(GROUP, VERSION, PLURAL, namespace),
+            params={"labelSelector": selector},
+        )  # fmt: skip
+        return list(listing.get("items") or ())
 
     async def create_taskjob(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
         """Create the TaskJob; return it, or None when one of that name already exists (the caller checks whose)."""
         try:
-            resp = await self._call(
-                self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, body,
-                _preload_content=False,
+            data = await self._request(
+                "create_namespaced_custom_object", "POST", _custom_path(GROUP, VERSION, PLURAL, namespace), body
             )
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 409:
                 raise
             return None
-        return dict(self._json(resp))
+        return dict(msgspec.json.decode(data))
 
     async def patch_custom_status(
         self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         """Merge-patch the status of a taskjob.dev object; return it, or None if it is gone."""
         try:
-            resp = await self._call(
-                self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace, plural, name,
-                {"status": patch}, _content_type=MERGE, _preload_content=False, retry=TRANSIENT | {409},
-            )
-        except ApiException as e:
+            data = await self._request(
+                "patch_namespaced_custom_object_status", "PATCH",
+                f"{_custom_path(GROUP, VERSION, plural, namespace)}/{name}/status", {"status": patch},
+                content_type=MERGE, retry=TRANSIENT | {409},
+            )  # fmt: skip
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
-        return dict(self._json(resp))
+        return dict(msgspec.json.decode(data))
 
     async def record_outputs(self, owner: Mapping[str, Any], name: str, data: Mapping[str, str]) -> None:
         """Create or merge the outputs ConfigMap owned by the TaskJob."""
         meta = owner["metadata"]
         namespace = meta["namespace"]
+        path = f"/api/v1/namespaces/{namespace}/configmaps"
+        patch = {"data": dict(data)}
         try:
-            await self._call(self.core.patch_namespaced_config_map, name, namespace, {"data": dict(data)})
+            await self._request("patch_namespaced_config_map", "PATCH", f"{path}/{name}", patch, content_type=MERGE)
             return
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 404:
                 raise
         body = {
@@ -440,11 +343,11 @@ class Kube:
             "data": dict(data),
         }
         try:
-            await self._call(self.core.create_namespaced_config_map, namespace, body)
-        except ApiException as e:
+            await self._request("create_namespaced_config_map", "POST", path, body)
+        except ApiError as e:
             if e.status != 409:
                 raise
-            await self._call(self.core.patch_namespaced_config_map, name, namespace, {"data": dict(data)})
+            await self._request("patch_namespaced_config_map", "PATCH", f"{path}/{name}", patch, content_type=MERGE)
 
     def post_event(self, owner: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Queue an Event on the TaskJob, sent in the background at the lowest priority, in order.
@@ -509,18 +412,6 @@ class Kube:
         )  # fmt: skip
 
 
-def _read(result: T) -> T:
-    """Return `result` with a raw response's body read, in the calling thread.
-
-    Reading it there hands its connection back to the pool at once; read later on the event loop, the
-    worker thread would already have opened another connection, and the pool would overflow and discard
-    connections (each new one costing a TLS handshake).
-    """
-    if isinstance(result, urllib3.BaseHTTPResponse):
-        result.data  # noqa: B018 - cached by urllib3 for the caller's own .data
-    return result
-
-
 class _Version(msgspec.Struct):
     resourceVersion: str  # noqa: N815 - the API's spelling
 
@@ -532,23 +423,14 @@ class _VersionOnly(msgspec.Struct):
 _VERSION_ONLY = msgspec.json.Decoder(_VersionOnly)
 
 
-def _api_exception(e: ApiError) -> ApiException:
-    """Return the official client's exception for an HTTP error answer of the lean session."""
-    exc = ApiException(status=e.status, reason=e.body[:300].decode(errors="replace"))
-    exc.body = e.body.decode(errors="replace")
-    exc.headers = {"Retry-After": str(e.retry_after)} if e.retry_after else {}
-    return exc
+def _collection_path(prefix: str, plural: str, namespace: str | None) -> str:
+    """Return the API path of a collection in a namespace (in all namespaces when None)."""
+    return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
 
 
-def _retry_after(e: ApiException) -> float:
-    """Return the seconds a 429 asks to wait (its Retry-After header), 0 when it does not say."""
-    try:
-        return float((e.headers or {}).get("Retry-After") or 0)
-    except ValueError:
-        return 0.0
-
-
-_LIST_KINDS = {"jobs": ("batch/v1", "Job"), "pods": ("v1", "Pod"), "configmaps": ("v1", "ConfigMap")}
+def _custom_path(group: str, version: str, plural: str, namespace: str | None) -> str:
+    """Return the API path of a custom resource's collection (cluster-scoped or all namespaces when None)."""
+    return _collection_path(f"/apis/{group}/{version}", plural, namespace)
 
 
 def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
+import aiohttp
 
+from .apisession import ApiError
 from .kube import Kube
 
 log = logging.getLogger("taskjob.leadership")
@@ -78,8 +79,8 @@ class PeeringGate:
         """Read the peering object(s) once and switch the queue on or off."""
         try:
             statuses = await self._peers()
-        except ApiException as e:
-            log.warning("cannot read peering object %s (%s); not acting", self.peering, e.reason)
+        except (ApiError, aiohttp.ClientError, TimeoutError) as e:  # the gate must outlive a lost request
+            log.warning("cannot read peering object %s (%s); not acting", self.peering, e)
             statuses = []
         now = datetime.now(UTC)
         active = bool(statuses) and all(may_act(s, self.identity, self.priority, now) for s in statuses)

@@ -15,7 +15,7 @@ import uvloop
 from .cron import CronController, CronKey
 from .handlers import build_registry
 from .heapcensus import install_from_env
-from .kube import Kube, load_config
+from .kube import Kube
 from .logs import configure_logging
 from .options import OperatorOptions
 from .reconciler import Reconciler
@@ -27,8 +27,7 @@ log = logging.getLogger("taskjob.operator")
 
 async def serve(options: OperatorOptions, stop_flag: asyncio.Event | None = None) -> None:
     """Run the operator until stopped (SIGINT/SIGTERM, or `stop_flag` set)."""
-    load_config()
-    kube = Kube(qps=options.client_qps)
+    kube = Kube(qps=options.client_qps)  # credentials: connection.py, as kopf's (handlers.py)
     store = Store()
     reconciler = Reconciler(store, kube)
     cron = CronController(kube)
