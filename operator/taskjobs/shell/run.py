@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -77,6 +78,9 @@ def run_operator(options: OperatorOptions) -> None:
         "starting taskjob operator (namespaces: %s, peering: %s)",
         ", ".join(options.namespaces) or "all", options.peering or "standalone",
     )
+    # The ~80,000 objects of the imports never die: out of the collector's sight, each full collection is
+    # cheaper (B4 quick: time in the garbage collector 0.43 -> 0.31 s of 6.1 s of CPU).
+    gc.freeze()
     # uvloop's event loop and TLS are in C: with asyncio's own, the loop and its SSL protocol were about
     # 40 % of the operator's busy CPU (py-spy, B4; docs/performance.md).
     uvloop.run(serve(options))
