@@ -133,3 +133,73 @@ def test_disabled_queue_runs_nothing_until_resumed() -> None:
         return before, calls
 
     assert asyncio.run(scenario()) == (0, 1)
+
+
+def test_news_added_soon_coalesce_into_one_run_within_the_window() -> None:
+    async def scenario() -> tuple[list[float], float]:
+        loop = asyncio.get_running_loop()
+        runs: list[float] = []
+
+        async def reconcile(key: Hashable) -> float | None:
+            runs.append(loop.time())
+            return None
+
+        q = WorkQueue(reconcile, workers=4)
+        q.start()
+        began = loop.time()
+        for _ in range(8):  # a fan-out's pods going Running, one after the other
+            q.add_soon("a", 0.2)
+            await asyncio.sleep(0.01)
+        await _until(lambda: len(runs) == 1)
+        await asyncio.sleep(0.3)  # a second run would have come by now
+        await q.stop()
+        return runs, began
+
+    runs, began = asyncio.run(scenario())
+    assert len(runs) == 1 and 0.19 <= runs[0] - began <= 1.0
+
+
+def test_a_run_for_another_reason_carries_the_news_and_voids_its_timer() -> None:
+    async def scenario() -> int:
+        calls = 0
+
+        async def reconcile(key: Hashable) -> float | None:
+            nonlocal calls
+            calls += 1
+            return None
+
+        q = WorkQueue(reconcile, workers=4)
+        q.start()
+        q.add_soon("a", 0.1)
+        q.add("a")  # a Job finished: at once
+        await _until(lambda: calls == 1)
+        await asyncio.sleep(0.3)  # past the news' window
+        await q.stop()
+        return calls
+
+    assert asyncio.run(scenario()) == 1
+
+
+def test_news_that_arrives_during_a_run_gets_a_run_of_its_own() -> None:
+    async def scenario() -> int:
+        calls = 0
+        gate = asyncio.Event()
+
+        async def reconcile(key: Hashable) -> float | None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                await gate.wait()
+            return None
+
+        q = WorkQueue(reconcile, workers=4)
+        q.start()
+        q.add("a")
+        await _until(lambda: calls == 1)
+        q.add_soon("a", 0.05)  # the running reconcile may have read the store before this news
+        gate.set()
+        await _until(lambda: calls == 2)
+        await q.stop()
+        return calls
+
+    assert asyncio.run(scenario()) == 2

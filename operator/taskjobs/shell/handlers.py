@@ -30,6 +30,11 @@ from .workqueue import WorkQueue
 
 log = logging.getLogger("taskjob.handlers")
 
+# A live pod's news (scheduled, started, waiting) changes a task's shown state, never what to create: it is
+# planned within this many seconds, with any other run of its TaskJob meanwhile. Status writes wait up to a
+# second anyway (statuswriter.MIN_WRITE_GAP); a fan-out of 8 starting made up to 8 reconciles (B4).
+LIVE_POD_NEWS_WITHIN = 1.0
+
 
 class NoDiffBaseStorage(kopf.DiffBaseStorage):
     """kopf's diff base for on.create/on.update handlers, which this operator has none of: store nothing.
@@ -69,6 +74,10 @@ def build_registry(
         if key is not None and key in store.taskjobs:
             queue.add(key)
 
+    def wake_soon(key: Key | None) -> None:
+        if key is not None and key in store.taskjobs:
+            queue.add_soon(key, LIVE_POD_NEWS_WITHIN)
+
     def feed(kind: str, namespace: str | None) -> tuple[Callable[..., None], Callable[..., None]]:
         """Return the event and list callbacks of the watch of `kind`: update the store, wake the TaskJob."""
         on_event: Callable[[str | None, dict[str, Any]], None]
@@ -77,7 +86,11 @@ def build_registry(
                 wake(store.on_job(event_type, body))
         elif kind == "pods":
             def on_event(event_type: str | None, body: dict[str, Any]) -> None:
-                wake(store.on_pod(event_type, body))
+                key = store.on_pod(event_type, body)
+                if event_type != "DELETED" and (body.get("status") or {}).get("phase") in ("Pending", "Running"):
+                    wake_soon(key)  # a pod started, scheduled or is waiting: no Job to create for it
+                else:
+                    wake(key)  # a pod's verdict: a dependent may start, a retry be planned
         else:
             def on_event(event_type: str | None, body: dict[str, Any]) -> None:
                 store.on_outputs(event_type, body)

@@ -36,6 +36,7 @@ class WorkQueue:
         self._active: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
         self._timers: dict[Hashable, tuple[float, asyncio.TimerHandle]] = {}
+        self._soon: dict[Hashable, asyncio.TimerHandle] = {}  # add_soon's timers: void once the key runs
         self._failures: dict[Hashable, int] = {}
         self._workers = workers
         self._error_backoff = error_backoff
@@ -61,11 +62,28 @@ class WorkQueue:
             current[1].cancel()
         self._timers[key] = (when, loop.call_at(when, self._fire, key))
 
+    def add_soon(self, key: Hashable, within: float) -> None:
+        """Reconcile `key` within `within` seconds, or with whichever run of it comes first.
+
+        For news that no decision waits on (a pod went Running): a run for any other reason meanwhile
+        sees it too, and the timer is dropped, so a burst of such news costs one reconcile, not one each.
+        """
+        if key in self._queued or key in self._soon:
+            return
+        self._soon[key] = asyncio.get_running_loop().call_later(within, self._fire_soon, key)
+
+    def _fire_soon(self, key: Hashable) -> None:
+        self._soon.pop(key, None)
+        self.add(key)
+
     def forget(self, key: Hashable) -> None:
         """Drop timers and failure counts of a key whose object is gone."""
         timer = self._timers.pop(key, None)
         if timer:
             timer[1].cancel()
+        soon = self._soon.pop(key, None)
+        if soon:
+            soon.cancel()
         self._failures.pop(key, None)
 
     def _fire(self, key: Hashable) -> None:
@@ -86,6 +104,9 @@ class WorkQueue:
         for _, handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        for handle in self._soon.values():
+            handle.cancel()
+        self._soon.clear()
 
     async def _work(self) -> None:
         while True:
@@ -95,6 +116,9 @@ class WorkQueue:
                 self._dirty.add(key)  # kept for when this replica leads again
                 continue
             self._active.add(key)
+            soon = self._soon.pop(key, None)  # this run reads the store as it is now: news included
+            if soon:
+                soon.cancel()
             try:
                 requeue = await self._reconcile(key)
                 self._failures.pop(key, None)
