@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..core.actions import Plan, RetryRequest, merge_events
+from ..core.actions import Event, Plan, RetryRequest
 from ..core.facts import AttemptFact
 from ..core.fanout import render_unit
 from ..core.incremental import replan
@@ -26,6 +26,7 @@ from ..core.render import stop_job_patch
 from ..core.status import invalid_status
 from ..core.validation import ValidationResult, validate_taskjob
 from . import metrics
+from .eventbatch import EventBatcher
 from .kube import Kube
 from .statuswriter import StatusWriter
 from .store import Key, Store, expected_fact
@@ -48,12 +49,14 @@ class Reconciler:
         self.phases: dict[Key, str] = {}
         self.validated: dict[tuple[str, int], ValidationResult] = {}
         self.status = StatusWriter(store, kube, self.now)
+        self.events = EventBatcher(kube.post_event)
 
     def forget(self, key: Key, uid: str | None = None) -> None:
         """Drop what is kept about a deleted TaskJob."""
         self._set_phase(key, None)
         self.status.forget(key)
         if uid:
+            self.events.discard(uid)
             self.validated = {k: v for k, v in self.validated.items() if k[0] != uid}
 
     def _set_phase(self, key: Key, phase: str | None) -> None:
@@ -123,9 +126,9 @@ class Reconciler:
         if the_plan.status.phase in TERMINAL_PHASES:  # rarely planned again: the next plan validates again
             self.validated.pop((body["metadata"].get("uid", ""), body["metadata"].get("generation", 0)), None)
         self._set_phase(key, the_plan.status.phase)
-        for event in merge_events(list(the_plan.events)):
-            _count(event.reason, event.tasks)
-            self._event(body, event.type, event.reason, event.message)
+        for event in the_plan.events:
+            _count(event.reason)
+            self.events.add(body, event)
         _observe_durations(base.status, the_plan.status, the_plan.changed)
         if the_plan.delete_taskjob:
             log.info("TaskJob %s/%s finished more than ttlSecondsAfterFinished ago: deleting it", *key, extra=_ctx(key))
@@ -142,7 +145,7 @@ class Reconciler:
         self._set_phase(key, "Invalid")
         if prior_raw.get("phase") != "Invalid":
             log.warning("TaskJob %s/%s is invalid: %s", *key, status.message, extra=_ctx(key))
-            self._event(body, "Warning", "Invalid", status.message or "invalid TaskJob")
+            self.events.add(body, Event(type="Warning", reason="Invalid", message=status.message or "invalid TaskJob"))
 
     async def _execute(
         self,
@@ -222,9 +225,6 @@ class Reconciler:
             await self.kube.record_outputs(body, outputs_configmap(key[1]), new)
             self.store.record_outputs(key, new)
 
-    def _event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        self.kube.post_event(body, type_, reason, message)
-
 
 def _ctx(key: Key, task: str | None = None) -> dict[str, str]:
     """Return the log context of a line about a TaskJob (JSON logs carry these as fields)."""
@@ -234,14 +234,14 @@ def _ctx(key: Key, task: str | None = None) -> dict[str, str]:
     return ctx
 
 
-def _count(reason: str, tasks: int) -> None:
+def _count(reason: str) -> None:
     counter = {
         "TaskSucceeded": metrics.TASKS_SUCCEEDED,
         "TaskFailed": metrics.TASKS_FAILED,
         "TaskRetrying": metrics.TASKS_RETRIED,
     }.get(reason)
     if counter is not None:
-        counter.inc(tasks)
+        counter.inc()
 
 
 def _observe_durations(prior: TaskJobStatus | None, status: TaskJobStatus, changed: frozenset[str] | None) -> None:
