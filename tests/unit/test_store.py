@@ -91,6 +91,18 @@ def test_the_echo_of_our_own_status_write_is_recognised() -> None:
     assert not store.echoes_own_write(key)
 
 
+def test_the_echo_of_our_write_shares_the_status_written_instead_of_a_second_copy() -> None:
+    store = Store()
+    key = store.on_taskjob(None, taskjob(5, {"phase": "Pending"}))
+    written = {"phase": "Running", "tasks": {"a": {"phase": "Running"}}}
+    store.remember_write(key, 7, written)
+    store.on_taskjob("MODIFIED", taskjob(7, {"phase": "Running", "tasks": {"a": {"phase": "Running"}}}))
+    assert store.taskjobs[key]["status"] is written
+    assert store.status_of(key) is written
+    store.on_taskjob("MODIFIED", taskjob(8, {"phase": "Failed"}))  # someone else's status: kept as watched
+    assert store.status_of(key) == {"phase": "Failed"}
+
+
 def failed_job(name: str, at: str) -> dict[str, Any]:
     body = job(name, "a", 1)
     body["status"] = {

@@ -3,6 +3,13 @@
 Reconciles read this instead of LISTing on every event. Jobs the operator just created but has not
 seen yet are kept as expectations (as the Job controller does), so a reconcile that runs before the
 watch delivers them neither launches the attempt twice nor exceeds parallelism.
+
+Memory is kept proportional to the live attempts (B4: 10,000 tasks in one replica). A live Job and its
+pods are kept as the JSON of their essentials (a fifth of the same as dicts), decoded when their fact is
+read again. An attempt whose fact is final (Succeeded or Failed, not awaiting its pod's verdict) keeps
+only that fact: its Job and pods are dropped, later events of them change nothing, and only the Job's
+deletion (an event, or its absence from a fresh LIST) removes the fact. "Final stays final": the pod
+of a finished Job being garbage-collected no longer turns its fact into one without an exit code.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from ..core.facts import AttemptFact
 from ..core.naming import LABEL_TASKJOB
@@ -43,6 +52,39 @@ def _rv(body: Body) -> int:
         return 0
 
 
+Packed = bytes  # the JSON of an object's essentials (msgspec-encoded): a fifth of the same as dicts
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+def _pack(body: Body) -> Packed:
+    return _encode(body)
+
+
+def _unpack(packed: Packed) -> dict[str, Any]:
+    body: dict[str, Any] = _decode(packed)
+    return body
+
+
+def final(fact: AttemptFact) -> bool:
+    """Return whether no later event of the attempt's Job or pods may change its fact."""
+    return fact.phase in ("Succeeded", "Failed") and not fact.awaiting_pod
+
+
+@dataclass(slots=True)
+class FinalJob:
+    """A Job whose attempt ended: its fact, and what telling it from another Job of its name needs."""
+
+    fact: AttemptFact
+    uid: str | None  # the Job's own
+    owners: tuple[str, ...]  # the uids of its ownerReferences (a TaskJob's)
+    rv: int  # the last resourceVersion seen (prune)
+
+
+def _owners(body: Body) -> tuple[str, ...]:
+    return tuple(ref.get("uid") or "" for ref in body.get("metadata", {}).get("ownerReferences") or ())
+
+
 @dataclass
 class Written:
     """The status this operator last wrote, kept while the watched object holds the same status."""
@@ -68,8 +110,9 @@ class Store:
     """In-memory view of the objects the operator owns, by TaskJob key."""
 
     taskjobs: dict[Key, Body] = field(default_factory=dict)
-    jobs: dict[Key, dict[str, Body]] = field(default_factory=lambda: defaultdict(dict))
-    pods: dict[tuple[str, str], dict[str, Body]] = field(default_factory=lambda: defaultdict(dict))
+    jobs: dict[Key, dict[str, Packed]] = field(default_factory=lambda: defaultdict(dict))  # live attempts
+    pods: dict[tuple[str, str], dict[str, Packed]] = field(default_factory=lambda: defaultdict(dict))  # (ns, job)
+    finals: dict[Key, dict[str, FinalJob]] = field(default_factory=dict)  # ended attempts: their facts only
     outputs: dict[Key, dict[str, str]] = field(default_factory=dict)  # from the outputs ConfigMap
     expected: dict[Key, dict[str, AttemptFact]] = field(default_factory=lambda: defaultdict(dict))
     written: dict[Key, Written] = field(default_factory=dict)
@@ -99,6 +142,8 @@ class Store:
             del self._maps[key]
             self._touch(key, job)
             return True
+        if fact is not None:
+            self._settle(key, job, fact)
         if fact == facts.facts.get(job):
             return False
         if fact is None:
@@ -107,6 +152,17 @@ class Store:
             facts.facts[job] = fact
         self._touch(key, job)
         return True
+
+    def _settle(self, key: Key, name: str, fact: AttemptFact) -> None:
+        """Once the attempt's fact is final, keep the fact and drop its Job and pods."""
+        if not final(fact):
+            return
+        packed = self.jobs.get(key, {}).pop(name, None)
+        if packed is None:
+            return
+        job = _unpack(packed)
+        self.pods.pop((key[0], name), None)
+        self.finals.setdefault(key, {})[name] = FinalJob(fact, _uid(job), _owners(job), _rv(job))
 
     def _touch(self, key: Key, job: str) -> None:
         """Log that the fact of a Job of this TaskJob may have changed."""
@@ -126,7 +182,12 @@ class Store:
         else:
             # managedFields are about a third of a TaskJob and nothing here reads them.
             meta = {k: v for k, v in meta.items() if k != "managedFields"}
-            self.taskjobs[key] = {**body, "metadata": meta}
+            kept = {**body, "metadata": meta}
+            written = self.written.get(key)
+            status = body.get("status")
+            if written is not None and status is not written.status and status == written.status:
+                kept["status"] = written.status  # the echo of our write: one copy of the status, not two
+            self.taskjobs[key] = kept
         return key
 
     def on_job(self, event_type: str | None, body: Body) -> Key | None:
@@ -144,12 +205,23 @@ class Store:
             return None
         key = (meta["namespace"], owner)
         name = meta["name"]
+        ended = self.finals.get(key, {}).get(name)
         if event_type == "DELETED":
+            if ended is not None and ended.uid != (meta.get("uid") or None):
+                return None  # another Job of that name: the one whose fact is kept is still there
             self.jobs[key].pop(name, None)
+            self.finals.get(key, {}).pop(name, None)
             self.pods.pop((meta["namespace"], name), None)
             self.finished_seen.pop((meta["namespace"], name), None)
+        elif ended is not None and ended.uid == (meta.get("uid") or None):
+            ended.rv = max(ended.rv, _rv(body))  # its fact is final: nothing it says now changes it
+            self.expected.get(key, {}).pop(name, None)
+            return None
         else:
-            self.jobs[key][name] = body
+            if ended is not None:  # a new Job of the same name (a TaskJob deleted and made again)
+                del self.finals[key][name]
+                self.pods.pop((meta["namespace"], name), None)
+            self.jobs[key][name] = _pack(body)
             self.expected[key].pop(name, None)
             if event_type is not None and _finished(body) and (meta["namespace"], name) not in self.finished_seen:
                 self.finished_seen[(meta["namespace"], name)] = self.clock()
@@ -162,12 +234,15 @@ class Store:
         job = pod_job_name(body)
         if not owner or not job:
             return None
+        key = (meta["namespace"], owner)
+        ended = self.finals.get(key, {}).get(job)
+        if ended is not None and _owned_by(body, ended.uid):
+            return None  # a pod of an attempt whose fact is final
         bucket = self.pods[(meta["namespace"], job)]
         if event_type == "DELETED":
             bucket.pop(meta["name"], None)
         else:
-            bucket[meta["name"]] = body
-        key = (meta["namespace"], owner)
+            bucket[meta["name"]] = _pack(body)
         return key if self._refresh(key, job) else None
 
     def on_outputs(self, event_type: str | None, body: Body) -> None:
@@ -187,6 +262,7 @@ class Store:
         self.taskjobs.clear()
         self.jobs.clear()
         self.pods.clear()
+        self.finals.clear()
         self.outputs.clear()
         self._maps.clear()
         self._log.clear()
@@ -195,7 +271,7 @@ class Store:
     def forget(self, key: Key) -> None:
         """Drop everything about a deleted TaskJob (its Jobs and pods go with it by garbage collection)."""
         self.taskjobs.pop(key, None)
-        for name in self.jobs.pop(key, {}):
+        for name in [*self.jobs.pop(key, {}), *self.finals.pop(key, {})]:
             self.pods.pop((key[0], name), None)
             self.finished_seen.pop((key[0], name), None)
         self._maps.pop(key, None)
@@ -224,16 +300,29 @@ class Store:
                     touched.add(key)
         elif kind == "jobs":
             for key, jobs in list(self.jobs.items()):
-                for name, body in list(jobs.items()):
-                    if gone(key[0], name, body):
+                for name, packed in list(jobs.items()):
+                    if gone(key[0], name, body := _unpack(packed)):
                         self.on_job("DELETED", body)
+                        touched.add(key)
+            for key, ended in list(self.finals.items()):
+                for name, record in list(ended.items()):
+                    if (namespace is None or key[0] == namespace) and (key[0], name) not in shown \
+                            and record.rv <= list_rv:  # fmt: skip
+                        self._drop_final(key, name)
                         touched.add(key)
         elif kind == "pods":
             for (ns, _job), bucket in list(self.pods.items()):
-                for name, body in list(bucket.items()):
-                    if gone(ns, name, body) and (owner := self.on_pod("DELETED", body)) is not None:
+                for name, packed in list(bucket.items()):
+                    if gone(ns, name, body := _unpack(packed)) and (owner := self.on_pod("DELETED", body)) is not None:
                         touched.add(owner)
         return touched
+
+    def _drop_final(self, key: Key, name: str) -> None:
+        """Forget an ended Job that is gone (its DELETED event was missed)."""
+        del self.finals[key][name]
+        self.pods.pop((key[0], name), None)
+        self.finished_seen.pop((key[0], name), None)
+        self._refresh(key, name)
 
     # ---- reads for a reconcile
 
@@ -277,7 +366,7 @@ class Store:
 
     def expect(self, key: Key, fact: AttemptFact) -> None:
         """Remember a Job this operator created (or found existing) until the watch shows it."""
-        if fact.job_name not in self.jobs[key]:
+        if fact.job_name not in self.jobs.get(key, {}) and fact.job_name not in self.finals.get(key, {}):
             self.expected[key][fact.job_name] = fact
             self._touch(key, fact.job_name)
 
@@ -313,9 +402,10 @@ class Store:
         cached = self._maps.get(key)
         if cached is None or cached.uid != uid:
             built = {}
-            for name in self.jobs.get(key, {}):
+            for name in [*self.jobs.get(key, {}), *self.finals.get(key, {})]:
                 fact = self._fact_of(key, name, uid)
                 if fact is not None:
+                    self._settle(key, name, fact)
                     built[name] = fact
             cached = self._maps[key] = FactMap(uid, built)
         facts = cached.facts
@@ -325,11 +415,17 @@ class Store:
         return result
 
     def _fact_of(self, key: Key, name: str, uid: str | None) -> AttemptFact | None:
-        job = self.jobs.get(key, {}).get(name)
-        if job is None or not _owned_by(job, uid):
+        ended = self.finals.get(key, {}).get(name)
+        if ended is not None:
+            return ended.fact if uid is None or not ended.owners or uid in ended.owners else None
+        packed = self.jobs.get(key, {}).get(name)
+        if packed is None:
+            return None
+        job = _unpack(packed)
+        if not _owned_by(job, uid):
             return None
         job_uid = _uid(job)
-        pods = [b for b in self.pods.get((key[0], name), {}).values() if _owned_by(b, job_uid)]
+        pods = [b for p in self.pods.get((key[0], name), {}).values() if _owned_by(b := _unpack(p), job_uid)]
         return attempt_fact(job, pods, self.finished_seen.get((key[0], name)))
 
     def recorded_outputs(self, key: Key) -> Mapping[str, str]:
