@@ -98,8 +98,21 @@ def check(run: Run, *, deletions: bool) -> None:
     failed_for_good = False
     for step in run.steps:
         tasks = resolve_tasks(step.spec)
-        # A success whose pod's verdict (output) has not been seen yet does not count (awaiting_pod).
-        succeeded = {f.task for f in step.truth if f.phase == "Succeeded" and not f.awaiting_pod}
+        # A success whose pod's verdict (output) has not been seen yet does not count (awaiting_pod), nor,
+        # once the deadline has passed, one that ended at or after it (plan.py's rule: final stays final).
+        deadline = step.spec.active_deadline_seconds
+        deadline_at = T0 + timedelta(seconds=deadline) if deadline is not None else None
+        succeeded = {
+            f.task
+            for f in step.truth
+            if f.phase == "Succeeded"
+            and not f.awaiting_pod
+            and not (
+                deadline_at is not None
+                and step.now >= deadline_at
+                and (f.finish_time is None or f.finish_time >= deadline_at)
+            )
+        }
         # Idempotence: the same inputs give the same plan (an incremental planner's steps are compared
         # with plan's by test_incremental itself).
         if step.plan.changed is None:
