@@ -18,7 +18,6 @@ import kopf
 
 from .. import GROUP, PLURAL, VERSION
 from ..core.validation import validate_taskjob
-from .apisession import ApiSession
 from .connection import kopf_login
 from .kube import Kube
 from .leadership import PEERING_LIFETIME, PeeringGate
@@ -63,7 +62,6 @@ def build_registry(
     kube: Kube,
     identity: str,
     on_deleted: Callable[[Key, str], None] = lambda key, uid: None,
-    api: ApiSession | None = None,
 ) -> kopf.OperatorRegistry:
     """Return a kopf registry with every handler of the operator."""
     registry = kopf.OperatorRegistry()
@@ -108,10 +106,9 @@ def build_registry(
             for body in await kube.list_taskjobs(namespace):
                 store.on_taskjob(None, body)
         if not watches:
-            session = api or kube.http
             for namespace in options.namespaces or (None,):
                 for kind in ("jobs", "pods", "configmaps"):
-                    watches.append(OwnedWatch(session, kind, namespace, *feed(kind, namespace)))
+                    watches.append(OwnedWatch(kube, kind, namespace, *feed(kind, namespace)))
         for watch in watches:  # each then watches from its own list's version
             await watch.relist()
         for watch in watches:

@@ -122,6 +122,7 @@ class Kube:
         content_type: str = "application/json",
         retry: frozenset[int] | None = TRANSIENT,
         priority: int = NORMAL,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> bytes:
         """Send one request under the rate limit; return the answer's body, or raise ApiError.
 
@@ -130,7 +131,7 @@ class Kube:
         is not harmless, such as an Event).
         """
         data = msgspec.json.encode(body) if body is not None else None
-        timeout = aiohttp.ClientTimeout(sock_connect=REQUEST_TIMEOUT[0], sock_read=REQUEST_TIMEOUT[1])
+        timeout = timeout or aiohttp.ClientTimeout(sock_connect=REQUEST_TIMEOUT[0], sock_read=REQUEST_TIMEOUT[1])
         delays = RETRY_DELAYS if retry is not None else ()
         for delay in (*delays, None):
             queued = time.perf_counter()
@@ -160,6 +161,12 @@ class Kube:
             log.debug("%s failed (%s); retrying in %.1fs", operation, why, wait)
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
+
+    async def get_raw(
+        self, operation: str, path: str, params: Mapping[str, str], timeout: aiohttp.ClientTimeout
+    ) -> bytes:
+        """Return the undecoded answer of a GET, retried as every request is (the lean watch's LIST)."""
+        return await self._request(operation, "GET", path, params=params, timeout=timeout)
 
     async def _get(self, operation: str, path: str, **kwargs: Any) -> Any:
         """Return the decoded answer of a GET."""

@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from ..core.naming import LABEL_TASKJOB
-from .apisession import ApiError, ApiSession
+from .apisession import ApiError
 from .essentials import decode_event, decode_list
+
+if TYPE_CHECKING:
+    from .kube import Kube
 
 log = logging.getLogger("taskjob.watch")
 
@@ -28,8 +31,7 @@ WATCH_SECONDS = 270  # the server ends each watch after this; the loop resumes f
 # A watch that sends nothing, not even a bookmark, this long is dead (a stalled connection or proxy): the
 # API server sends a bookmark about every 60 s and keeps recent events ~75 s, as kopf's own default says.
 INACTIVITY_SECONDS = 70.0
-RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # after a broken watch or a failed list; the last one repeats
-TRANSIENT = frozenset({429, 500, 502, 503, 504})  # answers worth asking again (as kube.TRANSIENT)
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # after a broken watch; the last one repeats
 
 OnEvent = Callable[[str | None, dict[str, Any]], None]  # (type, essentials); type None = listed
 OnListed = Callable[[list[dict[str, Any]], int], None]  # (every item listed, the list's resourceVersion)
@@ -48,10 +50,8 @@ def collection_path(kind: str, namespace: str | None) -> str:
 class OwnedWatch:
     """Keeps the store current with one kind of our objects in one namespace (or all)."""
 
-    def __init__(
-        self, api: ApiSession, kind: str, namespace: str | None, on_event: OnEvent, on_listed: OnListed
-    ) -> None:
-        self.api, self.kind, self.namespace = api, kind, namespace
+    def __init__(self, kube: Kube, kind: str, namespace: str | None, on_event: OnEvent, on_listed: OnListed) -> None:
+        self.kube, self.api, self.kind, self.namespace = kube, kube.http, kind, namespace
         self.on_event, self.on_listed = on_event, on_listed
         self.path = collection_path(kind, namespace)
         self.version: str | None = None  # None: list before watching
@@ -68,28 +68,13 @@ class OwnedWatch:
         self._listing += 1
 
     async def _list(self) -> bytes:
-        """Return the LIST's answer; retry a transient failure (429, 5xx, a lost connection) a few times.
-
-        The startup handler lists through here: one lost request must not fail it, or kopf retries it only
-        a minute later, and the operator stays unhealthy meanwhile.
-        """
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                return await self.api.request(
-                    "GET", self.path, params={"labelSelector": LABEL_TASKJOB},
-                    timeout=aiohttp.ClientTimeout(sock_connect=10, total=120),
-                )  # fmt: skip
-            except ApiError as e:
-                if delay is None or e.status not in TRANSIENT:
-                    raise
-                wait, why = max(delay, e.retry_after), f"HTTP {e.status}"
-            except (TimeoutError, aiohttp.ClientError) as e:  # reset, refused, timed out
-                if delay is None:
-                    raise
-                wait, why = delay, type(e).__name__
-            log.info("list of %s failed (%s); again in %.1fs", self.kind, why, wait)
-            await asyncio.sleep(wait)
-        raise AssertionError("unreachable")
+        """Return the LIST's answer. Kube retries a transient failure (429, 5xx, a lost connection): the
+        startup handler lists through here, and if one lost request failed it, kopf would retry it only a
+        minute later, the operator unhealthy meanwhile."""
+        return await self.kube.get_raw(
+            f"list_{self.kind}", self.path, {"labelSelector": LABEL_TASKJOB},
+            aiohttp.ClientTimeout(sock_connect=10, total=120),
+        )  # fmt: skip
 
     async def run(self) -> None:
         """Watch until cancelled: resume from the last version; list again when it expired."""
