@@ -289,31 +289,31 @@ class Store:
         """
         shown = {(b["metadata"].get("namespace"), b["metadata"]["name"]) for b in listed}
 
-        def gone(ns: str, name: str, body: Body) -> bool:
-            return (namespace is None or ns == namespace) and (ns, name) not in shown and _rv(body) <= list_rv
+        def gone(ns: str, name: str, rv: int) -> bool:
+            return (namespace is None or ns == namespace) and (ns, name) not in shown and rv <= list_rv
 
         touched: set[Key] = set()
         if kind == "taskjobs":
             for key, body in list(self.taskjobs.items()):
-                if gone(key[0], key[1], body):
+                if gone(key[0], key[1], _rv(body)):
                     self.forget(key)
                     touched.add(key)
         elif kind == "jobs":
             for key, jobs in list(self.jobs.items()):
                 for name, packed in list(jobs.items()):
-                    if gone(key[0], name, body := _unpack(packed)):
+                    if gone(key[0], name, _rv(body := _unpack(packed))):
                         self.on_job("DELETED", body)
                         touched.add(key)
             for key, ended in list(self.finals.items()):
                 for name, record in list(ended.items()):
-                    if (namespace is None or key[0] == namespace) and (key[0], name) not in shown \
-                            and record.rv <= list_rv:  # fmt: skip
+                    if gone(key[0], name, record.rv):
                         self._drop_final(key, name)
                         touched.add(key)
         elif kind == "pods":
             for (ns, _job), bucket in list(self.pods.items()):
                 for name, packed in list(bucket.items()):
-                    if gone(ns, name, body := _unpack(packed)) and (owner := self.on_pod("DELETED", body)) is not None:
+                    body = _unpack(packed)
+                    if gone(ns, name, _rv(body)) and (owner := self.on_pod("DELETED", body)) is not None:
                         touched.add(owner)
         return touched
 
