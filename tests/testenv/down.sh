@@ -6,8 +6,11 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 # Waits for a concurrent up.sh to finish, so it never starts processes into a directory being removed.
-exec 9<"$testenv_here/lib.sh"
-flock 9
+# (TESTENV_LOCK_HELD: called by an up.sh that holds the lock already, to undo a killed run's node.)
+if [ -z "${TESTENV_LOCK_HELD:-}" ]; then
+  exec 9<"$testenv_here/lib.sh"
+  flock 9
+fi
 
 if [ ! -d "$state" ]; then
   log "not running (no $state)"

@@ -53,11 +53,26 @@ node_install_deps() {
     "${missing[@]}" >/dev/null
 }
 
+# True when any process the testenv in $1 started is still running.
+node_owner_alive() {
+  local state=$1 c
+  for c in "${components[@]}" "${node_components[@]}"; do
+    live_pid "$c" >/dev/null && return 0
+  done
+  return 1
+}
+
 # Another testenv's real node on this machine would share our interfaces and paths: refuse early.
 node_check_free() {
   local owner
   if [ -f "$node_run/owner" ]; then
     owner=$(cat "$node_run/owner")
+    if [ "$owner" != "$state" ] && [ -d "$owner/node" ] && ! node_owner_alive "$owner"; then
+      # A run killed outright (SIGKILL, a lost session) leaves its node's state with no process behind it:
+      # undo it with its own record rather than make every later run on this machine fail.
+      log "the real node of the testenv in $owner was left behind with none of its processes alive; undoing it"
+      TESTENV_DIR=$owner TESTENV_LOCK_HELD=1 "$testenv_here/down.sh" || return 1
+    fi
     if [ "$owner" != "$state" ] && [ -d "$owner/node" ]; then
       log "a real node of the testenv in $owner is running on this machine; stop it first" \
         "(TESTENV_DIR=$owner tests/testenv/down.sh) or start this one with TESTENV_REAL_NODE=0"
