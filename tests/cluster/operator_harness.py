@@ -179,6 +179,22 @@ class TaskJobs:
         items = self.batch.list_namespaced_job(self.ns, label_selector=f"taskjob.dev/taskjob={name}").items
         return sorted(items, key=lambda j: j.metadata.creation_timestamp)
 
+    def ended(self, job: Any) -> Any:
+        """Return when `job`'s attempt ended for the operator: its pod's success, else the Job's verdict.
+
+        A succeeded pod ends the attempt at once (core/observe.py); the Job's completionTime comes a
+        batch period of the Job controller later. Both have 1 s resolution.
+        """
+        pods = self.core.list_namespaced_pod(self.ns, label_selector=f"job-name={job.metadata.name}").items
+        done = [
+            c.state.terminated.finished_at
+            for p in pods
+            if p.status.phase == "Succeeded"
+            for c in p.status.container_statuses or ()
+            if c.name == "task" and c.state.terminated and c.state.terminated.finished_at
+        ]
+        return min(done) if done else job.status.completion_time or job.status.conditions[-1].last_transition_time
+
     def events(self, name: str) -> list[Any]:
         items = self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}").items
         return list(items)

@@ -78,8 +78,7 @@ def test_a_handled_failure_leaves_the_taskjob_succeeded_and_finally_tasks_run_on
     assert (env["TASKJOB_OUTCOME"], env["TASKJOB_FAILED_TASKS"]) == ("Succeeded", "build")
     # Finally tasks started after every other task ended, and once each.
     jobs = {j.metadata.labels["taskjob.dev/task"]: j for j in taskjobs.jobs("fin")}
-    ended = max(jobs[n].status.completion_time or jobs[n].status.conditions[-1].last_transition_time
-                for n in ("build", "rollback", "other"))
+    ended = max(taskjobs.ended(jobs[n]) for n in ("build", "rollback", "other"))
     assert all(jobs[n].metadata.creation_timestamp >= ended for n in ("notify", "cleanup"))
     assert jobs_per_task(taskjobs, "fin") == Counter({n: 1 for n in phases})
     # A finally task's failure fails the TaskJob (rule documented in docs/conditions-and-finally.md).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,10 @@ from kubernetes.client.rest import ApiException
 from operator_harness import ROOT, OperatorProcess, TaskJobs, poll
 from outcomes import pod_outcomes
 
+from taskjobs.core.models import TaskJobMeta, TaskSpec
 from taskjobs.core.observe import attempt_fact
+from taskjobs.core.render import render_job
+from taskjobs.core.resolve import resolve_task
 
 pytestmark = pytest.mark.cluster
 
@@ -54,8 +58,8 @@ def test_diamond_succeeds_with_jobs_in_dependency_order(operator: OperatorProces
         job = jobs[name]
         assert job.spec.backoff_limit == 0
         assert job.metadata.owner_references[0].kind == "TaskJob"
-        for d in ds:  # a dependent's Job is created only after its dependency's Job completed
-            assert jobs[d].status.completion_time <= job.metadata.creation_timestamp, (d, name)
+        for d in ds:  # a dependent's Job is created only after its dependency's pod succeeded
+            assert taskjobs.ended(jobs[d]) <= job.metadata.creation_timestamp, (d, name)
     reasons = {e.reason for e in taskjobs.events("diamond")}
     assert {"TaskStarted", "TaskSucceeded", "Succeeded"} <= reasons
 
@@ -233,3 +237,45 @@ def test_active_deadline_fails_the_taskjob_and_stops_running_jobs(
         return any(c.type == "Failed" and c.status == "True" for c in job.status.conditions or [])
 
     poll(job_failed, 30, "the running Job to be stopped (Failed) rather than left running")
+
+
+def test_a_succeeded_pod_starts_its_dependents_without_the_jobs_complete(
+    kubeconfig: str, namespace: str, taskjob_crd: None, taskjobs: TaskJobs, tmp_path: Path
+) -> None:
+    # The Job controller marks a Job Complete a batch period (1 s) after its pod: on a real cluster every
+    # step of a DAG would wait for it. Here `a`'s Job is managed by another controller (spec.managedBy),
+    # so no Complete ever comes: only its pod's success can start `b`.
+    created = taskjobs.create(taskjob("early", [task("a"), task("b", ["a"])]))
+    meta = TaskJobMeta(name="early", namespace=namespace, uid=created["metadata"]["uid"])
+    rendered = render_job(meta, resolve_task(TaskSpec(name="a", image="busybox:1.36"), None), 1, {})
+    rendered["spec"]["managedBy"] = "taskjob.dev/test-nobody"
+    job = taskjobs.batch.create_namespaced_job(namespace, rendered)
+    template = job.spec.template
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "early-a-1-by-hand",
+            "labels": {**template.metadata.labels, "batch.kubernetes.io/job-name": job.metadata.name,
+                       "job-name": job.metadata.name},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job.metadata.name,
+                                 "uid": job.metadata.uid, "controller": True}],
+        },
+        "spec": taskjobs.batch.api_client.sanitize_for_serialization(template.spec),
+    }
+    taskjobs.core.create_namespaced_pod(namespace, pod)
+    poll(lambda: taskjobs.core.read_namespaced_pod("early-a-1-by-hand", namespace).status.phase == "Succeeded",
+         60, "kwok to run a's pod to success")
+
+    op = OperatorProcess(kubeconfig, [namespace], tmp_path)
+    try:
+        op.start()
+        status = taskjobs.wait_phase("early", ("Succeeded", "Failed"))
+    finally:
+        op.stop()
+    assert "Traceback" not in op.logs()
+    assert status["phase"] == "Succeeded", status.get("message")
+    assert {n: s["phase"] for n, s in status["tasks"].items()} == {"a": "Succeeded", "b": "Succeeded"}
+    assert attempts_by_task(taskjobs, "early") == Counter({("a", "1"): 1, ("b", "1"): 1})
+    still = taskjobs.batch.read_namespaced_job(job.metadata.name, namespace)
+    assert not [c.type for c in still.status.conditions or ()], "nobody was to finish a's Job"

@@ -40,6 +40,9 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
     ("unschedulable", job(active=1), [pod({}, "Pending", conditions=[
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available",
          "lastProbeTime": None, "lastTransitionTime": "2025-03-01T10:00:01Z"}])]),
+    ("pod succeeded, Job not yet Complete", job(active=1), [pod(terminated(0, "Completed", "7"), "Succeeded")]),
+    ("pod succeeded after the Job's deadline", {**job(active=1), "spec": {"activeDeadlineSeconds": 10}},
+     [pod(terminated(0, "Completed", "7", finished=18), "Succeeded")]),
     ("init container failed", job(*failed(*BACKOFF)), [pod({}, "Failed", init=[
         {"name": "fetch", "state": {"terminated": {"exitCode": 2, "reason": "Error", "message": "no such bucket"}}}])]),
 ]  # fmt: skip

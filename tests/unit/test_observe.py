@@ -267,10 +267,67 @@ def test_failure_target_alone_means_still_finishing_not_failed() -> None:
     assert fact.finish_time is None
 
 
-def test_success_criteria_met_alone_means_still_finishing() -> None:
+def test_success_criteria_met_with_the_pod_in_sight_is_success() -> None:
     p = pod(terminated(0, "Completed", "ok"), "Succeeded")
     fact = attempt_fact(job(complete()[0], succeeded=1), [p])
-    assert fact is not None and fact.phase == "Running" and fact.output is None
+    assert fact is not None and (fact.phase, fact.output) == ("Succeeded", "ok")
+
+
+# ---------------------------------------------------------------- the pod's verdict, before the Job's
+
+
+def test_a_succeeded_pod_ends_the_attempt_before_the_job_is_complete() -> None:
+    # The Job controller marks the Job Complete a batch period (1 s) after the pod: a dependent starts now.
+    p = pod(terminated(0, "Completed", "42", started=5, finished=18), "Succeeded")
+    fact = attempt_fact(job(active=1), [p])
+    assert fact is not None
+    assert (fact.phase, fact.exit_code, fact.output, fact.awaiting_pod) == ("Succeeded", 0, "42", False)
+    assert (fact.start_time, fact.finish_time) == (at(5), at(18))
+
+
+def test_the_pods_end_seen_within_its_second_is_the_finish_time() -> None:
+    p = pod(terminated(0, "Completed", finished=18), "Succeeded")
+    seen = at(18).replace(microsecond=350_000)
+    fact = attempt_fact(job(active=1), [p], seen_finished=seen)
+    assert fact is not None and fact.finish_time == seen
+
+
+def test_the_pods_verdict_and_the_jobs_complete_agree() -> None:
+    # The same fact before and after the Job's Complete arrives: nothing flips, nothing is planned twice.
+    p = pod(terminated(0, "Completed", "hello", finished=18), "Succeeded")
+    before = attempt_fact(job(active=1), [p])
+    after = attempt_fact(job(*complete(20), succeeded=1, completionTime=ts(20)), [p])
+    assert before is not None and after is not None
+    assert (before.phase, before.output, before.exit_code) == (after.phase, after.output, after.exit_code)
+
+
+def test_a_failed_pod_alone_does_not_fail_the_attempt() -> None:
+    # A disruption's replacement pod may still come (podFailurePolicy): failure stays the Job's verdict.
+    fact = attempt_fact(job(active=0, failed=1), [pod(terminated(1, "Error"), "Failed")])
+    assert fact is not None and fact.phase == "Running"
+
+
+def test_a_stopped_jobs_succeeded_pod_waits_for_the_jobs_verdict() -> None:
+    fact = attempt_fact(stopped_job(active=1), [pod(terminated(0, "Completed"), "Succeeded")])
+    assert fact is not None and (fact.phase, fact.stopping) == ("Running", True)
+
+
+def test_a_pod_that_finished_after_the_jobs_deadline_waits_for_the_jobs_verdict() -> None:
+    late = job(active=1)
+    late["spec"]["activeDeadlineSeconds"] = 10  # startTime 10:00:01, so the deadline is 10:00:11
+    fact = attempt_fact(late, [pod(terminated(0, "Completed", finished=18), "Succeeded")])
+    assert fact is not None and fact.phase == "Running"
+    fact = attempt_fact(late, [pod(terminated(0, "Completed", finished=11), "Succeeded")])
+    assert fact is not None and fact.phase == "Succeeded"
+
+
+def test_a_pod_that_succeeded_in_time_stays_succeeded_if_the_job_is_failed_late() -> None:
+    # The controller applied the deadline in the sync that would have counted the pod: the task's own
+    # verdict, success within its time, is the one the operator already acted on.
+    timed = job(*failed(*DEADLINE), failed=0)
+    timed["spec"]["activeDeadlineSeconds"] = 10
+    fact = attempt_fact(timed, [pod(terminated(0, "Completed", "ok", finished=9), "Succeeded")])
+    assert fact is not None and (fact.phase, fact.output) == ("Succeeded", "ok")
 
 
 def test_failed_job_reports_the_container_exit_code_reason_and_message() -> None:

@@ -81,9 +81,10 @@ def test_events_that_change_no_fact_do_not_wake() -> None:
             }
         ],
     }
-    assert not deliver(store, "pod", "MODIFIED", pod(7, exited))  # the Job says it when it completes
-    done = {"conditions": [{"type": "Complete", "status": "True"}], "completionTime": "2026-11-23T12:00:02Z"}
-    assert deliver(store, "job", "MODIFIED", job(8, done))
+    assert deliver(store, "pod", "MODIFIED", pod(7, exited))  # the pod's success ends the attempt at once
+    assert store.fact_map(key)["tj-a-1"].phase == "Succeeded"
+    done = {"conditions": [{"type": "Complete", "status": "True"}], "completionTime": "2026-11-23T12:00:03Z"}
+    assert not deliver(store, "job", "MODIFIED", job(8, done))  # the Job's Complete a second later: said already
     assert store.fact_map(key)["tj-a-1"].phase == "Succeeded"
     assert deliver(store, "job", "DELETED", job(9, done))
     assert store.fact_map(key) == {}

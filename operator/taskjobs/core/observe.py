@@ -128,6 +128,32 @@ def _newest_pod(job_name: str, pods: Sequence[Obj], succeeded: bool) -> Obj | No
     return max(mine, key=key)
 
 
+def _pod_succeeded(job: Obj, pods: Sequence[Obj]) -> bool:
+    """Return whether a pod of the Job has succeeded in time, so the attempt succeeded before the Job says so.
+
+    The Job controller batches a pod's updates for a second (`SyncJobBatchPeriod`) before it marks the Job
+    Complete; a dependent waiting for that would start a second late at every step of a DAG on a real
+    cluster. The pod's own verdict is the task's: with one completion, no retry in the Job
+    (`backoffLimit: 0`) and restartPolicy Never, a Succeeded pod means the Job will count the completion.
+    Not when the operator is stopping the Job (its verdict is the stop's), nor when the task container
+    finished after the Job's deadline (the Job may yet end DeadlineExceeded: its verdict is awaited).
+    """
+    if _get(job, "metadata", "annotations", ANNOTATION_STOP_REASON):
+        return False
+    job_name = str(_get(job, "metadata", "name") or "")
+    deadline = _get(job, "spec", "activeDeadlineSeconds")
+    began = parse_time(_get(job, "status", "startTime"))
+    for pod in pods:
+        if pod_job_name(pod) not in (None, job_name) or _get(pod, "status", "phase") != "Succeeded":
+            continue
+        if not isinstance(deadline, int):
+            return True
+        finished = parse_time(_terminated(pod).get("finishedAt"))
+        if began is not None and finished is not None and finished <= began + timedelta(seconds=deadline):
+            return True
+    return False
+
+
 def _message_limit(pod: Obj) -> int:
     """Return how many bytes of termination message the kubelet keeps for each container of `pod`."""
     spec = _mapping(pod.get("spec"))
@@ -236,7 +262,8 @@ def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None =
     job_name = str(_get(job, "metadata", "name") or "")
     annotations = _mapping(_get(job, "metadata", "annotations"))
     cond = _terminal_condition(job)
-    succeeded = cond is not None and cond.get("type") == "Complete"
+    by_pod = (cond is None or cond.get("type") != "Complete") and _pod_succeeded(job, pods)
+    succeeded = by_pod or (cond is not None and cond.get("type") == "Complete")
     pod = _newest_pod(job_name, pods, succeeded)
     state = _mapping(_get(_container_status(_get(pod, "status", "containerStatuses")), "state"))
     started = _get(state, "running", "startedAt") or _get(state, "terminated", "startedAt")
@@ -249,10 +276,16 @@ def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None =
         "start_time": parse_time(started) or parse_time(_get(job, "status", "startTime")),
         "stopping": bool(annotations.get(ANNOTATION_STOP_REASON)),
     }
-    if cond is not None:
+    if by_pod:
+        # The container's end: the Job's completionTime, when it comes, is the controller's later sync.
+        recorded = parse_time(_terminated(pod).get("finishedAt")) or (
+            parse_time(_get(job, "status", "completionTime")) if cond is not None else None
+        )
+        fact["finish_time"] = finish_time(recorded, seen_finished)
+    elif cond is not None:
         recorded = parse_time(_get(job, "status", "completionTime")) or parse_time(cond.get("lastTransitionTime"))
         fact["finish_time"] = finish_time(recorded, seen_finished)
-    if cond is not None and _awaits_pod(job, cond, pod):
+    if cond is not None and not by_pod and _awaits_pod(job, cond, pod):
         # Deciding now would lose the exit code (non-retriable codes) or the output: the plan waits.
         fact["awaiting_pod"] = True
     if succeeded:

@@ -4,7 +4,7 @@ A watch event of a pod is 5-10 KB of JSON; parsed whole into dicts it is ~30 KB 
 which the facts need a handful of fields. msgspec decodes into typed structs that name those fields and
 skips the rest in C, then `to_builtins` gives the plain dicts (camelCase, as the API spells them) that
 observe.py reads. What is kept: metadata (name, namespace, uid, resourceVersion, timestamps, our labels
-and the job-name one, our stop annotations, ownerReferences), a Job's status conditions and times, a
+and the job-name one, our stop annotations, ownerReferences), a Job's deadline, status conditions and times, a
 pod's phase, reason, conditions and container states, the names of its containers (the termination
 message limit), a ConfigMap's data.
 A test checks that the facts of the decoded objects equal those of the full ones.
@@ -118,7 +118,12 @@ class _RawEvent(msgspec.Struct):
     object: msgspec.Raw  # decoded by type: an ERROR's object is a Status, not an object of the kind
 
 
+class _JobSpec(msgspec.Struct, omit_defaults=True):
+    activeDeadlineSeconds: int | None = None  # noqa: N815 - whether a pod's success came in time (observe.py)
+
+
 class _Job(_Object, omit_defaults=True):
+    spec: _JobSpec | None = None
     status: _JobStatus | None = None
 
 

@@ -243,6 +243,9 @@ class Store:
             bucket.pop(meta["name"], None)
         else:
             bucket[meta["name"]] = _pack(body)
+            done = (body.get("status") or {}).get("phase") == "Succeeded"  # the attempt may end by it (observe.py)
+            if event_type is not None and done and (meta["namespace"], job) not in self.finished_seen:
+                self.finished_seen[(meta["namespace"], job)] = self.clock()
         return key if self._refresh(key, job) else None
 
     def on_outputs(self, event_type: str | None, body: Body) -> None:
