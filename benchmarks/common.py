@@ -510,8 +510,8 @@ class JobSeen:
 
 
 @dataclass
-class JobWatch:
-    """A watch on the Jobs of one namespace, recording when each event reached this process.
+class _Watch:
+    """A label-selected watch of one kind in one namespace, recording when each event reached this process.
 
     Kubernetes timestamps have 1 s precision, so latencies are measured here: the receive time of an
     event includes its watch delivery from the API server (a few ms on loopback).
@@ -519,7 +519,6 @@ class JobWatch:
 
     cluster: Cluster
     namespace: str
-    jobs: dict[str, JobSeen] = field(default_factory=dict)
     events: int = 0
 
     def __post_init__(self) -> None:
@@ -529,10 +528,10 @@ class JobWatch:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"watch-{self.namespace}", daemon=True)
 
-    def __enter__(self) -> JobWatch:
+    def __enter__(self) -> Any:
         self._thread.start()
         if not self._ready.wait(30):
-            raise TimeoutError("the Job watch did not start")
+            raise TimeoutError(f"the watch of {self.namespace} did not start")
         return self
 
     def __exit__(self, *_: Any) -> None:
@@ -545,13 +544,17 @@ class JobWatch:
                 resp.close()
         self._thread.join(10)
 
+    def _list(self, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def _record(self, obj: dict[str, Any], now: float) -> None:
+        raise NotImplementedError
+
     def _run(self) -> None:
-        listed = self.cluster.batch.list_namespaced_job(self.namespace, label_selector=LABEL_TASKJOB)
-        rv = listed.metadata.resource_version
+        rv = self._list(label_selector=LABEL_TASKJOB).metadata.resource_version
         while not self._stop.is_set():
             try:
-                self._resp = self.cluster.batch.list_namespaced_job(
-                    self.namespace,
+                self._resp = self._list(
                     label_selector=LABEL_TASKJOB,
                     watch=True,
                     resource_version=rv,
@@ -571,7 +574,7 @@ class JobWatch:
             except Exception as e:  # noqa: BLE001 - reconnect unless stopping
                 if self._stop.is_set():
                     return
-                log(f"job watch of {self.namespace} reconnecting after {type(e).__name__}: {e}")
+                log(f"watch of {self.namespace} reconnecting after {type(e).__name__}: {e}")
                 time.sleep(0.2)
 
     def _on_event(self, event: dict[str, Any], now: float) -> str | None:
@@ -579,25 +582,59 @@ class JobWatch:
         meta = obj.get("metadata") or {}
         if event.get("type") == "ERROR":
             raise RuntimeError(f"watch error: {obj.get('message')}")
-        if event.get("type") == "BOOKMARK":
-            return meta.get("resourceVersion")
+        if event.get("type") != "BOOKMARK":
+            with self._lock:
+                self.events += 1
+                self._record(obj, now)
+        return meta.get("resourceVersion")
+
+
+@dataclass
+class PodWatch(_Watch):
+    """When each task pod was first seen Succeeded: (TaskJob, task, attempt) -> receive time."""
+
+    succeeded: dict[tuple[str, str, int], float] = field(default_factory=dict)
+
+    def _list(self, **kwargs: Any) -> Any:
+        return self.cluster.core.list_namespaced_pod(self.namespace, **kwargs)
+
+    def _record(self, obj: dict[str, Any], now: float) -> None:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        if (obj.get("status") or {}).get("phase") == "Succeeded":
+            key = (labels.get(LABEL_TASKJOB, ""), labels.get(LABEL_TASK, ""), int(labels.get(LABEL_ATTEMPT, "0") or 0))
+            self.succeeded.setdefault(key, now)
+
+    def snapshot(self) -> dict[tuple[str, str, int], float]:
+        """Return a copy of what was seen so far."""
+        with self._lock:
+            return dict(self.succeeded)
+
+
+@dataclass
+class JobWatch(_Watch):
+    """A watch on the Jobs of one namespace: when each was first seen, and seen finished."""
+
+    jobs: dict[str, JobSeen] = field(default_factory=dict)
+
+    def _list(self, **kwargs: Any) -> Any:
+        return self.cluster.batch.list_namespaced_job(self.namespace, **kwargs)
+
+    def _record(self, obj: dict[str, Any], now: float) -> None:
+        meta = obj.get("metadata") or {}
         labels = meta.get("labels") or {}
         name = meta.get("name", "")
-        with self._lock:
-            self.events += 1
-            seen = self.jobs.get(name)
-            if seen is None:
-                seen = self.jobs[name] = JobSeen(
-                    taskjob=labels.get(LABEL_TASKJOB, ""),
-                    task=labels.get(LABEL_TASK, ""),
-                    attempt=int(labels.get(LABEL_ATTEMPT, "0") or 0),
-                    added=now,
-                )
-            if seen.finished is None:
-                for cond in (obj.get("status") or {}).get("conditions") or ():
-                    if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
-                        seen.finished, seen.outcome = now, cond["type"]
-        return meta.get("resourceVersion")
+        seen = self.jobs.get(name)
+        if seen is None:
+            seen = self.jobs[name] = JobSeen(
+                taskjob=labels.get(LABEL_TASKJOB, ""),
+                task=labels.get(LABEL_TASK, ""),
+                attempt=int(labels.get(LABEL_ATTEMPT, "0") or 0),
+                added=now,
+            )
+        if seen.finished is None:
+            for cond in (obj.get("status") or {}).get("conditions") or ():
+                if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+                    seen.finished, seen.outcome = now, cond["type"]
 
     def snapshot(self) -> dict[str, JobSeen]:
         """Return a copy of what was seen so far."""
