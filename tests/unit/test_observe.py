@@ -301,6 +301,29 @@ def test_the_pods_verdict_and_the_jobs_complete_agree() -> None:
     assert (before.phase, before.output, before.exit_code) == (after.phase, after.output, after.exit_code)
 
 
+def test_every_container_exited_0_is_success_before_the_pod_is_succeeded() -> None:
+    # The kubelet reports the exits at once and the pod's phase after tearing the pod down, ~1 s later.
+    p = pod(terminated(0, "Completed", "42", finished=18), "Running")
+    fact = attempt_fact(job(active=1), [p])
+    assert fact is not None
+    assert (fact.phase, fact.output, fact.finish_time) == ("Succeeded", "42", at(18))
+
+
+def test_a_container_still_running_beside_the_task_holds_the_verdict() -> None:
+    p = pod(terminated(0, "Completed", "42"), "Running", containers=2)  # side1 has no status yet
+    fact = attempt_fact(job(active=1), [p])
+    assert fact is not None and fact.phase == "Running"
+    p["status"]["containerStatuses"].append({"name": "side1", "state": terminated(0, "Completed", finished=19)})
+    fact = attempt_fact(job(active=1), [p])
+    assert fact is not None and (fact.phase, fact.output) == ("Succeeded", "42")
+
+
+def test_a_container_that_exited_non_zero_leaves_the_verdict_to_the_job() -> None:
+    p = pod(terminated(3, "Error", "bad row"), "Running")
+    fact = attempt_fact(job(active=1), [p])
+    assert fact is not None and fact.phase == "Running"
+
+
 def test_a_failed_pod_alone_does_not_fail_the_attempt() -> None:
     # A disruption's replacement pod may still come (podFailurePolicy): failure stays the Job's verdict.
     fact = attempt_fact(job(active=0, failed=1), [pod(terminated(1, "Error"), "Failed")])

@@ -105,3 +105,15 @@ def test_a_new_taskjob_of_the_same_name_reads_its_jobs_again() -> None:
     store.on_taskjob("MODIFIED", {"metadata": {**taskjob()["metadata"], "uid": "other-uid"}})
     assert store.fact_map(key) == {}  # the Job belongs to the TaskJob of the old uid
     assert not deliver(store, "job", "MODIFIED", job(3))  # the old TaskJob's Job is none of the new one's business
+
+
+def test_a_pods_success_is_a_verdict_even_before_its_phase_says_so() -> None:
+    from taskjobs.shell.handlers import pod_news_can_wait
+
+    exited = {"name": "main", "state": {"terminated": {"exitCode": 0, "finishedAt": "2026-11-23T12:00:02Z"}}}
+    assert pod_news_can_wait("MODIFIED", pod(5, RUNNING))  # started: shown within a second
+    assert pod_news_can_wait("ADDED", pod(3))  # pending
+    assert not pod_news_can_wait("MODIFIED", pod(6, {"phase": "Running", "containerStatuses": [exited]}))
+    assert not pod_news_can_wait("MODIFIED", pod(7, {"phase": "Succeeded", "containerStatuses": [exited]}))
+    assert not pod_news_can_wait("MODIFIED", pod(7, {"phase": "Failed"}))
+    assert not pod_news_can_wait("DELETED", pod(8, RUNNING))

@@ -128,30 +128,55 @@ def _newest_pod(job_name: str, pods: Sequence[Obj], succeeded: bool) -> Obj | No
     return max(mine, key=key)
 
 
-def _pod_succeeded(job: Obj, pods: Sequence[Obj]) -> bool:
-    """Return whether a pod of the Job has succeeded in time, so the attempt succeeded before the Job says so.
+def pod_success(pod: Obj) -> tuple[bool, datetime | None]:
+    """Return whether every container of the pod exited 0, and when the last one ended (if recorded).
+
+    The kubelet reports a container's exit at once but the pod's Succeeded phase only after it has torn
+    the pod down (about a second on a real node): with restartPolicy Never, every container having
+    exited 0 already decides that phase. Native sidecars (init containers that always restart) do not.
+    """
+    phase = _get(pod, "status", "phase")
+    if phase == "Failed":
+        return False, None
+    ended: dict[Any, datetime | None] = {}
+    for status in _list(_get(pod, "status", "containerStatuses")):
+        terminated = _mapping(_get(status, "state", "terminated"))
+        if terminated and (phase == "Succeeded" or terminated.get("exitCode") == 0):
+            ended[_get(status, "name")] = parse_time(terminated.get("finishedAt"))
+    names = {_get(c, "name") for c in _list(_get(pod, "spec", "containers"))}
+    if phase != "Succeeded" and (not names or not names <= ended.keys()):
+        return False, None
+    times = [t for t in ended.values() if t is not None]
+    return True, max(times) if times else None
+
+
+def _pod_verdict(job: Obj, pods: Sequence[Obj]) -> Obj | None:
+    """Return a pod of the Job that succeeded in time, so the attempt succeeded before the Job says so.
 
     The Job controller batches a pod's updates for a second (`SyncJobBatchPeriod`) before it marks the Job
-    Complete; a dependent waiting for that would start a second late at every step of a DAG on a real
-    cluster. The pod's own verdict is the task's: with one completion, no retry in the Job
-    (`backoffLimit: 0`) and restartPolicy Never, a Succeeded pod means the Job will count the completion.
-    Not when the operator is stopping the Job (its verdict is the stop's), nor when the task container
-    finished after the Job's deadline (the Job may yet end DeadlineExceeded: its verdict is awaited).
+    Complete, and the kubelet reports the pod's phase a second after its containers' exits; a dependent
+    waiting for both would start two seconds late at every step of a DAG on a real cluster. The pod's own
+    verdict is the task's: with one completion, no retry in the Job (`backoffLimit: 0`) and restartPolicy
+    Never, a pod whose containers all exited 0 is one the Job will count. Not when the operator is
+    stopping the Job (its verdict is the stop's), nor when the containers ended after the Job's deadline
+    (the Job may yet end DeadlineExceeded: its verdict is awaited).
     """
     if _get(job, "metadata", "annotations", ANNOTATION_STOP_REASON):
-        return False
+        return None
     job_name = str(_get(job, "metadata", "name") or "")
     deadline = _get(job, "spec", "activeDeadlineSeconds")
     began = parse_time(_get(job, "status", "startTime"))
     for pod in pods:
-        if pod_job_name(pod) not in (None, job_name) or _get(pod, "status", "phase") != "Succeeded":
+        if pod_job_name(pod) not in (None, job_name):
+            continue
+        succeeded, ended = pod_success(pod)
+        if not succeeded:
             continue
         if not isinstance(deadline, int):
-            return True
-        finished = parse_time(_terminated(pod).get("finishedAt"))
-        if began is not None and finished is not None and finished <= began + timedelta(seconds=deadline):
-            return True
-    return False
+            return pod
+        if began is not None and ended is not None and ended <= began + timedelta(seconds=deadline):
+            return pod
+    return None
 
 
 def _message_limit(pod: Obj) -> int:
@@ -262,9 +287,10 @@ def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None =
     job_name = str(_get(job, "metadata", "name") or "")
     annotations = _mapping(_get(job, "metadata", "annotations"))
     cond = _terminal_condition(job)
-    by_pod = (cond is None or cond.get("type") != "Complete") and _pod_succeeded(job, pods)
+    winner = _pod_verdict(job, pods) if cond is None or cond.get("type") != "Complete" else None
+    by_pod = winner is not None
     succeeded = by_pod or (cond is not None and cond.get("type") == "Complete")
-    pod = _newest_pod(job_name, pods, succeeded)
+    pod = winner or _newest_pod(job_name, pods, succeeded)
     state = _mapping(_get(_container_status(_get(pod, "status", "containerStatuses")), "state"))
     started = _get(state, "running", "startedAt") or _get(state, "terminated", "startedAt")
 

@@ -17,6 +17,7 @@ from typing import Any
 import kopf
 
 from .. import GROUP, PLURAL, VERSION
+from ..core.observe import pod_success
 from ..core.validation import validate_taskjob
 from .connection import kopf_login
 from .kube import Kube
@@ -33,6 +34,17 @@ log = logging.getLogger("taskjob.handlers")
 # planned within this many seconds, with any other run of its TaskJob meanwhile. Status writes wait up to a
 # second anyway (statuswriter.MIN_WRITE_GAP); a fan-out of 8 starting made up to 8 reconciles (B4).
 LIVE_POD_NEWS_WITHIN = 1.0
+
+
+def pod_news_can_wait(event_type: str | None, body: dict[str, Any]) -> bool:
+    """Return whether a pod event is live news only (scheduled, started, waiting), not a verdict.
+
+    A pod still Pending or Running whose containers all exited 0 is a verdict: its attempt has succeeded
+    (observe.py), and a dependent is to start now, not within LIVE_POD_NEWS_WITHIN.
+    """
+    if event_type == "DELETED" or (body.get("status") or {}).get("phase") not in ("Pending", "Running"):
+        return False
+    return not pod_success(body)[0]
 
 
 class NoDiffBaseStorage(kopf.DiffBaseStorage):
@@ -85,7 +97,7 @@ def build_registry(
         elif kind == "pods":
             def on_event(event_type: str | None, body: dict[str, Any]) -> None:
                 key = store.on_pod(event_type, body)
-                if event_type != "DELETED" and (body.get("status") or {}).get("phase") in ("Pending", "Running"):
+                if pod_news_can_wait(event_type, body):
                     wake_soon(key)  # a pod started, scheduled or is waiting: no Job to create for it
                 else:
                     wake(key)  # a pod's verdict: a dependent may start, a retry be planned

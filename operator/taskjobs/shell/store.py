@@ -24,7 +24,7 @@ import msgspec
 
 from ..core.facts import AttemptFact
 from ..core.naming import LABEL_TASKJOB
-from ..core.observe import attempt_fact, pod_job_name
+from ..core.observe import attempt_fact, pod_job_name, pod_success
 
 Key = tuple[str, str]  # (namespace, taskjob name)
 Body = Mapping[str, Any]
@@ -243,8 +243,8 @@ class Store:
             bucket.pop(meta["name"], None)
         else:
             bucket[meta["name"]] = _pack(body)
-            done = (body.get("status") or {}).get("phase") == "Succeeded"  # the attempt may end by it (observe.py)
-            if event_type is not None and done and (meta["namespace"], job) not in self.finished_seen:
+            # The attempt may end by the pod's success (observe.py): when it was seen is its finish time.
+            if event_type is not None and (meta["namespace"], job) not in self.finished_seen and pod_success(body)[0]:
                 self.finished_seen[(meta["namespace"], job)] = self.clock()
         return key if self._refresh(key, job) else None
 
