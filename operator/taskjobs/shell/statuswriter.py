@@ -13,13 +13,19 @@ reconcile (creating the next Jobs) need not wait a second for the last write to 
 
 The writer keeps, per TaskJob, what was last written with the memory of the plan that made it
 (`Remembered`); a reconcile asks it for the `Base` to plan from and hands it the plan to `submit`.
+
+Task outputs go to the TaskJob's outputs ConfigMap with the status write, just before it: a status that says
+a task succeeded is written only once its output is stored, so the output outlives the task's pod. Until
+then the pod holds it (the store's fact), and a dependent's Job is rendered from that. Written in every
+reconcile where a task succeeded, the ConfigMap was a quarter of the operator's API requests (B4). An empty
+output is not written: a task the status shows Succeeded without a stored output wrote none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +41,11 @@ log = logging.getLogger("taskjob.reconciler")
 
 WRITE_SPACING = 2.0
 MIN_WRITE_GAP = 1.0
+
+
+def outputs_configmap(taskjob: str) -> str:
+    """Return the name of the ConfigMap holding a TaskJob's task outputs."""
+    return f"{taskjob}-outputs"
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,8 @@ class StatusWriter:
         self.now = clock
         self.remembered: dict[Key, Remembered] = {}
         self.writers: dict[Key, asyncio.Task[None]] = {}  # the status write in flight, per big TaskJob
+        # Outputs to store before the next status write, per TaskJob: its body (the ConfigMap's owner), by task.
+        self.outputs: dict[Key, tuple[Mapping[str, Any], dict[str, str]]] = {}
         # Reconcile `key` again after `delay` seconds (the work queue's add_after): a background write that
         # leaves changes unwritten asks for the next one this way.
         self.wake: Callable[[Key, float], None] = lambda key, delay: None
@@ -80,6 +93,37 @@ class StatusWriter:
     def forget(self, key: Key) -> None:
         """Drop what is remembered of a TaskJob: its next plan decides every task."""
         self.remembered.pop(key, None)
+
+    def discard(self, key: Key) -> None:
+        """Drop everything kept of a deleted TaskJob, its outputs not stored yet too."""
+        self.forget(key)
+        self.outputs.pop(key, None)
+
+    def add_outputs(self, key: Key, owner: Mapping[str, Any], new: Mapping[str, str]) -> None:
+        """Store these outputs (by task) with the next status write, or at `store_outputs`."""
+        if not new:
+            return
+        kept = self.outputs.get(key)
+        if kept is None:
+            self.outputs[key] = (owner, dict(new))
+        else:
+            kept[1].update(new)
+            self.outputs[key] = (owner, kept[1])
+
+    async def store_outputs(self, key: Key) -> None:
+        """Write the outputs gathered for `key` to its ConfigMap (a merge: one request for them all)."""
+        kept = self.outputs.get(key)
+        if kept is None:
+            return
+        owner, pending = kept
+        batch = dict(pending)
+        await self.kube.record_outputs(owner, outputs_configmap(key[1]), batch)
+        self.store.record_outputs(key, batch)
+        for task, text in batch.items():  # what a reconcile added meanwhile stays for the next write
+            if pending.get(task) == text:
+                del pending[task]
+        if not pending and self.outputs.get(key, (None, None))[1] is pending:
+            del self.outputs[key]
 
     def base(self, key: Key) -> Base:
         """Return what the next plan of `key` starts from."""
@@ -183,7 +227,11 @@ class StatusWriter:
     async def _write(
         self, key: Key, prior: dict[str, Any], status: dict[str, Any], changed: frozenset[str] | None
     ) -> dict[str, Any] | None:
-        """Write the status as a merge patch of its change; return the status now in force (None: unknown)."""
+        """Write the status as a merge patch of its change; return the status now in force (None: unknown).
+
+        The outputs gathered are stored first: the status may say their tasks succeeded.
+        """
+        await self.store_outputs(key)
         patch = patch_changes(prior, status, changed)
         if not patch:
             return prior
