@@ -13,6 +13,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from taskjobs.core.mergepatch import apply
 from taskjobs.shell.reconciler import Reconciler
 from taskjobs.shell.statuswriter import MIN_WRITE_GAP
 from taskjobs.shell.store import Store
@@ -37,6 +38,7 @@ class RecordingKube:
         self.outputs_gate = asyncio.Event()  # cleared: the ConfigMap write takes its time
         self.outputs_gate.set()
         self.in_flight = self.most_in_flight = 0
+        self.writes: list[str] = []  # "outputs" and "status", in the order they were stored
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         job = copy.deepcopy(body)
@@ -55,6 +57,7 @@ class RecordingKube:
         await self.gate.wait()
         self.in_flight -= 1
         self.patches.append(patch)
+        self.writes.append("status")
         self.rv += 1
         return self.rv
 
@@ -63,6 +66,7 @@ class RecordingKube:
     async def record_outputs(self, owner: Any, name: str, data: dict[str, str]) -> None:
         await self.outputs_gate.wait()
         self.outputs.append(dict(data))
+        self.writes.append("outputs")
 
     def post_event(self, *_: Any) -> None: ...
 
@@ -94,8 +98,8 @@ def taskjob(tasks: int, chain: bool) -> dict[str, Any]:
     }
 
 
-def finish(store: Store, job: dict[str, Any], at: datetime) -> None:
-    """Deliver the watch events of a Job that succeeded, and of its pod."""
+def finish(store: Store, job: dict[str, Any], at: datetime, output: str = "") -> None:
+    """Deliver the watch events of a Job that succeeded, and of its pod (which wrote `output`)."""
     done = copy.deepcopy(job)
     done["metadata"]["resourceVersion"] = "2"
     done["status"] = {
@@ -119,7 +123,10 @@ def finish(store: Store, job: dict[str, Any], at: datetime) -> None:
             "status": {
                 "phase": "Succeeded",
                 "containerStatuses": [
-                    {"name": "task", "state": {"terminated": {"exitCode": 0, "finishedAt": at.isoformat()}}}
+                    {
+                        "name": "task",
+                        "state": {"terminated": {"exitCode": 0, "finishedAt": at.isoformat(), "message": output}},
+                    }
                 ],
             },
         },
@@ -151,6 +158,18 @@ class Operator:
     def later(self, seconds: float) -> None:
         self.clock.now += timedelta(seconds=seconds)
 
+    async def gap_over(self) -> None:
+        """Move the clock to the end of the write gap and let the writer's own timer write (no reconcile)."""
+        kept = self.reconciler.status.remembered.get(KEY)
+        if kept is not None and kept.write_after is not None and kept.write_after > self.clock.now:
+            self.clock.now = kept.write_after
+        status = self.reconciler.status
+        for _ in range(500):  # a deadline, not a pause: the timer fires within the gap (at most a second)
+            if KEY not in status.timers and KEY not in status.writers:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the status writer did not write at the end of the gap")
+
 
 def task_states(patches: list[dict[str, Any]]) -> dict[str, str]:
     """Return the task phases the patches wrote, the later ones winning."""
@@ -168,19 +187,17 @@ async def spaced() -> None:
 
     op.later(0.2)
     finish(op.store, op.kube.created[0], op.clock.now)
-    wait = await op.reconcile()
+    await op.reconcile()
     await op.written()
     assert len(op.kube.patches) == 1, "written again within the gap"
-    assert wait is not None and 0 < wait <= MIN_WRITE_GAP - 0.2
+    assert KEY in op.reconciler.status.timers  # the writer's own write at the end of the gap, no requeue
 
     op.later(0.3)
     finish(op.store, op.kube.created[1], op.clock.now)
     await op.reconcile()
     assert len(op.kube.patches) == 1
 
-    op.clock.now = T0 + timedelta(seconds=MIN_WRITE_GAP)  # the requeue: the gap is over
-    await op.reconcile()
-    await op.written()
+    await op.gap_over()
     assert len(op.kube.patches) == 2
     assert task_states(op.kube.patches[1:]) == {"t0": "Succeeded", "t1": "Succeeded"}  # both waited changes
     assert op.kube.patches[1]["progress"] == "2/1001"
@@ -208,10 +225,9 @@ async def not_held_up() -> None:
 
     op.kube.gate.set()
     await op.written()
-    assert len(op.kube.patches) == 2 and op.wakes == [MIN_WRITE_GAP]  # t1 is still unwritten: wake later
-    op.later(MIN_WRITE_GAP)
-    await op.reconcile()
-    await op.written()
+    assert len(op.kube.patches) == 2 and op.wakes == []  # t1 is still unwritten: the writer's timer is set
+    assert KEY in op.reconciler.status.timers
+    await op.gap_over()
     states = task_states(op.kube.patches)
     assert [states[t] for t in ("t0", "t1", "t2", "t3")] == ["Succeeded", "Succeeded", "Running", "Waiting"]
     assert op.kube.patches[-1]["progress"] == "2/1001"
@@ -227,13 +243,12 @@ async def small() -> None:
     assert len(op.kube.created) == 10 and len(op.kube.patches) == 1  # Pending -> Running: at once
     op.later(0.2)
     finish(op.store, op.kube.created[0], op.clock.now)
-    wait = await op.reconcile()
+    requeue = await op.reconcile()
     assert len(op.kube.patches) == 1, "written again within the gap"
-    assert wait is not None and 0 < wait <= MIN_WRITE_GAP - 0.2
-    assert not op.reconciler.status.writers  # a small write goes in the reconcile, not in the background
+    # No reconcile for the write at the end of the gap (the plan's own timeout is far): the writer's timer.
+    assert requeue is None or requeue > MIN_WRITE_GAP
 
-    op.later(wait)  # the requeue
-    await op.reconcile()
+    await op.gap_over()
     assert len(op.kube.patches) == 2 and task_states(op.kube.patches[1:]) == {"t0": "Succeeded"}
 
     op.later(0.1)  # within the next gap, every task ends: the change of phase is written at once
@@ -275,20 +290,73 @@ def test_a_change_of_phase_is_written_at_once_after_the_write_in_flight() -> Non
 async def dependent_not_held_up_by_outputs() -> None:
     op = Operator(3, chain=True)
     await op.reconcile()
+    op.later(MIN_WRITE_GAP)
+    finish(op.store, op.kube.created[0], op.clock.now, output="42\n")
     op.kube.outputs_gate.clear()  # the API server is slow to store t0's output
-    op.later(0.2)
-    finish(op.store, op.kube.created[0], op.clock.now)
     reconcile = asyncio.create_task(op.reconcile())
     for _ in range(200):  # a deadline, not a pause: the create goes out while the ConfigMap write waits
         if len(op.kube.created) == 2:
             break
         await asyncio.sleep(0.005)
     assert [j["metadata"]["labels"]["taskjob.dev/task"] for j in op.kube.created] == ["t0", "t1"]
-    assert op.kube.outputs == [] and not reconcile.done()  # the reconcile still ends only once it is stored
+    env = {e["name"]: e["value"] for e in op.kube.created[1]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TASKJOB_INPUT_T0"] == "42"  # rendered from the pod's output, not the ConfigMap
+    assert op.kube.outputs == [] and not reconcile.done()  # the status saying t0 succeeded waits for it
     op.kube.outputs_gate.set()
     await reconcile
-    assert op.kube.outputs == [{"t0": ""}]
+    assert op.kube.outputs == [{"t0": "42\n"}]
+    assert op.kube.writes[-2:] == ["outputs", "status"] and task_states(op.kube.patches)["t0"] == "Succeeded"
 
 
 def test_a_dependent_job_is_created_while_the_output_it_was_given_is_being_stored() -> None:
     asyncio.run(dependent_not_held_up_by_outputs())
+
+
+async def outputs_with_the_status() -> None:
+    op = Operator(10)
+    await op.reconcile()
+    op.later(0.1)
+    for i, job in enumerate(op.kube.created[:6]):  # six tasks succeed within one gap, each seen on its own
+        finish(op.store, job, op.clock.now, output=f"out{i}" if i < 4 else "")
+        await op.reconcile()
+        op.later(0.1)
+    assert op.kube.outputs == [] and len(op.kube.patches) == 1  # nothing stored within the gap
+    await op.gap_over()  # the gap is over: one ConfigMap write, then the status
+    assert op.kube.outputs == [{f"t{i}": f"out{i}" for i in range(4)}]  # empty outputs are not stored
+    assert op.kube.writes[-2:] == ["outputs", "status"]
+    succeeded = [t for t, phase in task_states(op.kube.patches).items() if phase == "Succeeded"]
+    assert succeeded == [f"t{i}" for i in range(6)]
+
+
+def test_outputs_of_tasks_succeeding_within_a_gap_are_stored_in_one_write_before_the_status() -> None:
+    asyncio.run(outputs_with_the_status())
+
+
+async def empty_output_handed_on() -> None:
+    op = Operator(3)
+    body = taskjob(3, chain=False)
+    body["spec"]["tasks"][2]["dependsOn"] = ["t0", "t1"]
+    op.store.on_taskjob(None, body)
+    await op.reconcile()
+    op.later(MIN_WRITE_GAP)
+    finish(op.store, op.kube.created[0], op.clock.now)  # t0 wrote nothing
+    await op.reconcile()
+    assert task_states(op.kube.patches)["t0"] == "Succeeded" and op.kube.outputs == []
+    # The operator restarts; t0's Job and pod are gone by then. t2 still receives t0's (empty) output.
+    body["status"] = {}
+    for patch in op.kube.patches:
+        body["status"] = apply(body["status"], patch)
+    store = Store()
+    store.on_taskjob(None, body)
+    store.on_job("ADDED", op.kube.created[1])
+    op.later(1)
+    finish(store, op.kube.created[1], op.clock.now, output="b")
+    kube = RecordingKube()
+    await Reconciler(store, kube, op.clock)(KEY)  # type: ignore[arg-type]
+    assert [j["metadata"]["labels"]["taskjob.dev/task"] for j in kube.created] == ["t2"]
+    env = {e["name"]: e["value"] for e in kube.created[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TASKJOB_INPUT_T0"] == "" and env["TASKJOB_INPUTS"] == '{"t0":"","t1":"b"}'
+
+
+def test_an_empty_output_is_not_stored_and_a_dependent_created_after_a_restart_still_receives_it() -> None:
+    asyncio.run(empty_output_handed_on())

@@ -13,7 +13,7 @@ Pure. The one rule for the operator's reconciler, the local run (`taskjob run`) 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from .resolve import ResolvedTask
 
@@ -48,7 +48,19 @@ def input_value(written: str) -> str:
     return written.rstrip("\n")
 
 
-def inputs_for(task: ResolvedTask, outputs: Mapping[str, str]) -> dict[str, str]:
-    """Return {upstream task: value handed on} for `task`, from the outputs written so far (by task)."""
-    return {name: input_value(outputs[name]) for name in task_inputs(task) if name in outputs}
+def inputs_for(
+    task: ResolvedTask, outputs: Mapping[str, str], succeeded: Callable[[str], bool] = lambda name: False
+) -> dict[str, str]:
+    """Return {upstream task: value handed on} for `task`, from the outputs written so far (by task).
+
+    `succeeded(name)`: whether that task succeeded; one that did with no output known wrote none (an empty
+    output is not stored) and hands on ''.
+    """
+    inputs: dict[str, str] = {}
+    for name in task_inputs(task):
+        if name in outputs:
+            inputs[name] = input_value(outputs[name])
+        elif succeeded(name):
+            inputs[name] = ""
+    return inputs
 

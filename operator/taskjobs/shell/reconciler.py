@@ -29,15 +29,10 @@ from ..core.validation import ValidationResult, validate_taskjob
 from . import metrics
 from .eventbatch import EventBatcher
 from .kube import Kube
-from .statuswriter import StatusWriter
+from .statuswriter import StatusWriter, outputs_configmap
 from .store import Key, Store, expected_fact
 
 log = logging.getLogger("taskjob.reconciler")
-
-
-def outputs_configmap(taskjob: str) -> str:
-    """Return the name of the ConfigMap holding a TaskJob's task outputs."""
-    return f"{taskjob}-outputs"
 
 
 class Reconciler:
@@ -55,7 +50,7 @@ class Reconciler:
     def forget(self, key: Key, uid: str | None = None) -> None:
         """Drop what is kept about a deleted TaskJob."""
         self._set_phase(key, None)
-        self.status.forget(key)
+        self.status.discard(key)
         if uid:
             self.events.discard(uid)
             self.validated.pop(uid, None)
@@ -117,18 +112,15 @@ class Reconciler:
             changed_jobs=base.changed_jobs,
             outputs=self.store.recorded_outputs(key),
         )
-        record = self._record_outputs(key, body, memory.latest, the_plan.changed, the_plan.outputs)
-        execute = self._execute(key, body, meta, memory.shape, facts, the_plan, now)
+        self._gather_outputs(key, body, memory.latest, the_plan.changed, the_plan.outputs)
         if the_plan.outputs or any(c.task in memory.shape.parent for c in the_plan.create):
             # A fan-out's expansion and its join's list are read back from the outputs ConfigMap after a
-            # restart: they are recorded before the Jobs that depend on them exist.
-            await record
-            await execute
-        else:
-            # A dependent's inputs are rendered from the facts, so its Job need not wait for the ConfigMap
-            # write (in B1 with 50 chains, the two in a row took ~0.45 s a step). If either fails, this plan
-            # is not remembered and the next one records every output again (and finds the Jobs created).
-            await asyncio.gather(record, execute)
+            # restart: they are stored before the Jobs that depend on them exist.
+            await self.status.store_outputs(key)
+        # Other outputs are stored with the status write (statuswriter): a dependent's inputs are rendered
+        # from the facts, so its Job need not wait for the ConfigMap. If a write fails, this plan is not
+        # remembered and the next one gathers every output again (and finds the Jobs created).
+        await self._execute(key, body, meta, memory.shape, facts, the_plan, now)
         requeue = await self.status.submit(key, base, the_plan, memory)
         if the_plan.status.phase in TERMINAL_PHASES:  # rarely planned again: the next plan validates again
             self.validated.pop(body["metadata"].get("uid", ""), None)
@@ -167,10 +159,15 @@ class Reconciler:
         if the_plan.create:
             outputs = self.store.outputs_of(key, list(facts.values()))
             succeeded = {f.task: f for f in facts.values() if f.phase == "Succeeded"}
+            states = the_plan.status.tasks or {}
+
+            def done(name: str) -> bool:
+                state = states.get(name)
+                return state is not None and state.phase == "Succeeded"
 
             async def create(task_name: str, attempt: int) -> None:
-                task = shape.flow.with_outcome(shape.task(task_name), the_plan.status.tasks or {})  # finally tasks
-                inputs = inputs_for(task, outputs)
+                task = shape.flow.with_outcome(shape.task(task_name), states)  # finally tasks
+                inputs = inputs_for(task, outputs, done)
                 manifest = render_unit(meta, task, task_name, attempt, inputs, shape.instance(task_name))
                 name = manifest["metadata"]["name"]
                 created = await self.kube.create_job(key[0], manifest)
@@ -205,7 +202,7 @@ class Reconciler:
             latency = (datetime.now(UTC) - max(known)).total_seconds()
             metrics.SCHEDULING_LATENCY.observe(max(0.0, latency))
 
-    async def _record_outputs(
+    def _gather_outputs(
         self,
         key: Key,
         body: Mapping[str, Any],
@@ -213,24 +210,22 @@ class Reconciler:
         changed: frozenset[str] | None,
         gathered: Mapping[str, str],
     ) -> None:
-        """Copy outputs of succeeded tasks into the TaskJob's ConfigMap, so they outlive their pods.
+        """Hand the outputs of succeeded tasks to the status writer, which stores them in the TaskJob's ConfigMap.
 
         `latest` is each task's latest attempt (a task succeeds once). With an incremental plan only the
         changed tasks are looked at, not every Job: a task succeeds in the plan that first sees its Job
         succeed, and a plan whose reconcile fails is not remembered. `gathered`: the lists of fan-out
-        tasks that just succeeded, written here before their dependents' Jobs are created.
+        tasks that just succeeded. An empty output is stored only over another one (a retried task's).
         """
         recorded = self.store.recorded_outputs(key)
         attempts = latest.values() if changed is None else (latest[t] for t in changed if t in latest)
         new = {
             f.task: f.output
             for f in attempts
-            if f.phase == "Succeeded" and f.output is not None and recorded.get(f.task) != f.output
+            if f.phase == "Succeeded" and f.output is not None and recorded.get(f.task, "") != f.output
         }
-        new.update((task, text) for task, text in gathered.items() if recorded.get(task) != text)
-        if new:
-            await self.kube.record_outputs(body, outputs_configmap(key[1]), new)
-            self.store.record_outputs(key, new)
+        new.update((task, text) for task, text in gathered.items() if recorded.get(task, "") != text)
+        self.status.add_outputs(key, body, new)
 
 
 def _ctx(key: Key, task: str | None = None) -> dict[str, str]:
