@@ -574,6 +574,40 @@ def test_a_job_that_ended_before_the_deadline_waits_for_its_pods_verdict_instead
     assert after.status.phase == stale.status.phase == "Failed"  # b was stopped by the deadline
 
 
+def test_a_task_waiting_on_a_verdict_due_from_before_the_deadline_is_decided_by_it() -> None:
+    # Found by test_flow_properties (read_stale_statuses): b waited on a, whose Job ended before the
+    # deadline but whose pod's verdict came after it. Skipping b at the deadline made the TaskJob Failed;
+    # a later read of an older status saw a succeeded in time, skipped b by its condition, and turned the
+    # TaskJob Succeeded. b is now decided by a's verdict, as any later read decides it.
+    spec = make_spec(task("a"), task("b", "a", when="tasks.a.phase == 'Failed'"), activeDeadlineSeconds=100)
+    meta = META.model_copy(update={"creation_timestamp": T0})
+    before = plan(meta, spec, None, [fact("a", 1, "Running")], at(50))
+    ended = fact("a", 1, "Succeeded", finished=97, awaiting_pod=True)
+    at_deadline = plan(meta, spec, written(before.status), [ended], at(100))
+    states = at_deadline.status.tasks or {}
+    assert (states["a"].phase, states["b"].phase) == ("Running", "Waiting")
+    assert (at_deadline.create, at_deadline.status.phase) == ((), "Running")
+    verdict = [fact("a", 1, "Succeeded", finished=97)]
+    after = plan(meta, spec, written(at_deadline.status), verdict, at(102))
+    stale = plan(meta, spec, written(before.status), verdict, at(102))
+    assert (after.status.tasks or {})["b"].reason == (stale.status.tasks or {})["b"].reason == "ConditionFalse"
+    assert after.status.phase == stale.status.phase == "Succeeded"
+
+
+def test_a_task_ready_by_a_verdict_that_comes_after_the_deadline_is_not_started() -> None:
+    spec = make_spec(task("a"), task("b", "a"), activeDeadlineSeconds=100)
+    meta = META.model_copy(update={"creation_timestamp": T0})
+    before = plan(meta, spec, None, [fact("a", 1, "Running")], at(50))
+    at_deadline = plan(meta, spec, written(before.status), [fact("a", 1, "Succeeded", finished=97,
+                                                                  awaiting_pod=True)], at(100))
+    verdict = [fact("a", 1, "Succeeded", finished=97)]
+    after = plan(meta, spec, written(at_deadline.status), verdict, at(102))
+    stale = plan(meta, spec, written(before.status), verdict, at(102))
+    for p in (after, stale):
+        assert p.create == ()
+        assert ((p.status.tasks or {})["b"].reason, p.status.phase) == ("DeadlineExceeded", "Failed")
+
+
 # ---------------------------------------------------------------- ttlSecondsAfterFinished
 
 

@@ -1151,12 +1151,18 @@ class Planner:
         deadline_at = self._deadline_at()
         if deadline is not None and deadline_at is not None and self.now >= deadline_at:
             why = self._deadline_why()
-            for name in unfinished:
+            held: set[str] = set()  # ended in time, awaiting the pod's verdict, and the tasks waiting on them
+            for name in unfinished:  # in dependency order
                 state = self.states[name]
                 if state.phase == "Running":
                     if self._ended_before(name, deadline_at):
+                        held.add(name)
                         continue  # its Job ended in time: its pod's verdict decides, as any later read would
                     self._set(name, self._deadline_failed(state))
+                elif state.phase == "Waiting" and not held.isdisjoint(self.graph.deps[name]):
+                    # A later read sees the verdict and decides this task by its dependencies' ends, which came
+                    # before the deadline (its condition may skip it): the plan at the deadline must agree.
+                    held.add(name)
                 else:
                     verb = "not retried" if state.phase == "Retrying" else "not started"
                     self._set(name, self._skipped("DeadlineExceeded", f"{verb}: {why}", state))
