@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -382,7 +383,7 @@ def test_a_pod_that_cannot_start_shows_why_and_is_stopped_after_the_startup_time
     assert p.stop == (StopJob(job_name="tj-t-1", reason="StartupTimeout", message=message),)
     assert (p.status.tasks or {})["t"].reason == "StartupTimeout"
 
-    asked = run(spec, [pulling.model_copy(update={"stopping": True})], now=61, status=written(p.status))
+    asked = run(spec, [dataclasses.replace(pulling, stopping=True)], now=61, status=written(p.status))
     assert asked.stop == ()  # already asked: not again
 
     failed = fact("t", 1, "Failed", finished=62, exit_code=None, reason="StartupTimeout", message=message)

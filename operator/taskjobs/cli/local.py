@@ -607,7 +607,7 @@ class LocalExecutor:
             return
         running.stop = stop
         running.kill_at = now + self.grace
-        self._facts[stop.job_name] = self._facts[stop.job_name].model_copy(update={"stopping": True})
+        self._facts[stop.job_name] = dataclasses.replace(self._facts[stop.job_name], stopping=True)
         self.history.append(Happening("term", running.launch.task, running.launch.attempt, now))
         self.listener.note(f"stopping {running.launch.task} (attempt {running.launch.attempt}): {stop.message}")
         running.process.signal(signal.SIGTERM)
@@ -640,7 +640,7 @@ class LocalExecutor:
             # As with terminationMessagePolicy File: the failed task's message is what it wrote to its output.
             update |= {"phase": "Failed", "exit_code": message.code, "reason": "Error"}
             update["message"] = output.strip() or None
-        self._facts[message.job_name] = self._facts[message.job_name].model_copy(update=update)
+        self._facts[message.job_name] = dataclasses.replace(self._facts[message.job_name], **update)
 
     def _deadlines(self, now: datetime) -> datetime | None:
         """Act on timeouts and kill deadlines that have passed; return the next one still ahead."""

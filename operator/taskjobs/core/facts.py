@@ -5,18 +5,21 @@ The shell turns Jobs and pods into these (`taskjobs.observe`); the plan reads on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 AttemptPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
 
 
-class AttemptFact(BaseModel):
-    """One attempt of one task, as seen in its Job and pod."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptFact:
+    """One attempt of one task, as seen in its Job and pod.
 
-    model_config = ConfigDict(frozen=True)
+    A slotted dataclass, not a pydantic model: the store keeps one per attempt of every live TaskJob, and
+    a model's field dict and fields-set made it about 2.3 KB, a fifth of that here (B4 census,
+    docs/performance.md). Its values come from `observe.attempt_fact`, which parses them itself.
+    """
 
     task: str
     attempt: int  # 1-based

@@ -894,7 +894,7 @@ class Planner:
             if self.now < until:
                 self.wakeups.append(until)
                 return self._running(
-                    name, fact.model_copy(update={"phase": "Running", "reason": None, "message": None}), prev, start
+                    name, dataclasses.replace(fact, phase="Running", reason=None, message=None), prev, start
                 )
         if fact.phase == "Succeeded" and self._past_deadline(fact):
             return self._deadline_failed(TaskState(attempts=fact.attempt, job=fact.job_name, start_time=start))

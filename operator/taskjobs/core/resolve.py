@@ -14,7 +14,7 @@ DEFAULT_MAX_DELAY_SECONDS = 300.0
 DEFAULT_STARTUP_TIMEOUT_SECONDS = 300
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolvedRetry:
     """A retry policy with every value filled in."""
 
@@ -25,7 +25,7 @@ class ResolvedRetry:
     non_retriable_exit_codes: frozenset[int] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolvedTask:
     """A task with every inheritable field resolved against spec.defaults and built-in defaults."""
 

@@ -35,6 +35,9 @@ log = logging.getLogger("taskjob.handlers")
 # second anyway (statuswriter.MIN_WRITE_GAP); a fan-out of 8 starting made up to 8 reconciles (B4).
 LIVE_POD_NEWS_WITHIN = 1.0
 
+# Seconds kopf keeps an object's worker (and the object's last event) after handling it; see startup().
+KOPF_WORKER_IDLE = 0.1
+
 
 def pod_news_can_wait(event_type: str | None, body: dict[str, Any]) -> bool:
     """Return whether a pod event is live news only (scheduled, started, waiting), not a verdict.
@@ -146,6 +149,11 @@ def build_registry(
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False  # the operator posts its own, meaningful events
         settings.persistence.diffbase_storage = NoDiffBaseStorage()  # only on.event handlers: no diffs
+        # kopf's worker of an object waits this long for its next event holding the last one: a whole
+        # TaskJob (managedFields, spec, the status our write echoed) as dicts. At the default 5 s, every
+        # TaskJob with a status write in the last 5 s had one (B4 1,000 x 10: about 1,000 of them, ~20 KB
+        # each). Our handler keeps what it needs; a new event starts a new worker (docs/performance.md).
+        settings.queueing.idle_timeout = KOPF_WORKER_IDLE
         settings.watching.server_timeout = 270  # re-list before long-idle watches go stale silently
         settings.watching.client_timeout = 300
         settings.networking.request_timeout = 60

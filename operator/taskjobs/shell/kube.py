@@ -365,7 +365,7 @@ class Kube:
         if len(self._events) >= MAX_QUEUED_EVENTS:
             self._events.popleft()
             metrics.EVENTS_DROPPED.inc()
-        self._events.append((owner, type_, reason, message))
+        self._events.append((_event_owner(owner), type_, reason, message))
         if len(self._event_senders) < EVENT_SENDERS:
             sender = asyncio.get_running_loop().create_task(self._send_events(), name="taskjob-events")
             self._event_senders.add(sender)
@@ -417,6 +417,17 @@ class Kube:
             "create_namespaced_event", "POST", f"/api/v1/namespaces/{meta['namespace']}/events", body,
             retry=None, priority=BACKGROUND,
         )  # fmt: skip
+
+
+def _event_owner(owner: Mapping[str, Any]) -> dict[str, Any]:
+    """Return what an Event needs of its TaskJob: a queued Event holding the whole body kept it alive after the
+    store had moved on to the next one (up to MAX_QUEUED_EVENTS stale TaskJobs, ~15 KB each, under load)."""
+    meta = owner["metadata"]
+    return {
+        "apiVersion": owner.get("apiVersion"),
+        "kind": owner.get("kind"),
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+    }
 
 
 class _Version(msgspec.Struct):

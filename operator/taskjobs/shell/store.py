@@ -66,6 +66,42 @@ def _unpack(packed: Packed) -> dict[str, Any]:
     return body
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+class PackedJson(Mapping[str, Any]):
+    """A JSON object kept encoded, decoded at each read: a kept TaskJob's spec.
+
+    A reconcile reads the spec parsed (the validation cache, per uid and generation); the dicts of the
+    watched spec were read again only when that cache misses, and were 4.7 KB of each live TaskJob of
+    B4, 0.5 KB as JSON (docs/performance.md, session 7).
+    """
+
+    __slots__ = ("packed",)
+
+    def __init__(self, value: Mapping[str, Any]) -> None:
+        self.packed: Packed = _encode(value)
+
+    def value(self) -> dict[str, Any]:
+        """Return the object decoded (a new dict at each call)."""
+        return _unpack(self.packed)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.value()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.value())
+
+    def __len__(self) -> int:
+        return len(self.value())
+
+    def items(self) -> Any:  # one decode for a whole walk (validation's)
+        return self.value().items()
+
+    def __repr__(self) -> str:
+        return f"PackedJson({self.value()!r})"
+
+
 def final(fact: AttemptFact) -> bool:
     """Return whether no later event of the attempt's Job or pods may change its fact."""
     return fact.phase in ("Succeeded", "Failed") and not fact.awaiting_pod
@@ -180,15 +216,35 @@ class Store:
         if event_type == "DELETED":
             self.forget(key)
         else:
-            # managedFields are about a third of a TaskJob and nothing here reads them.
+            # managedFields are about a third of a TaskJob and nothing here reads them; kubectl's
+            # last-applied annotation is the whole manifest again.
             meta = {k: v for k, v in meta.items() if k != "managedFields"}
+            if LAST_APPLIED in (meta.get("annotations") or {}):
+                meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k != LAST_APPLIED}
             kept = {**body, "metadata": meta}
+            spec = body.get("spec")
+            if isinstance(spec, Mapping):
+                kept["spec"] = self._packed_spec(key, meta, spec)
             written = self.written.get(key)
             status = body.get("status")
             if written is not None and status is not written.status and status == written.status:
                 kept["status"] = written.status  # the echo of our write: one copy of the status, not two
             self.taskjobs[key] = kept
         return key
+
+    def _packed_spec(self, key: Key, meta: Mapping[str, Any], spec: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Return the spec to keep: the one kept already while uid and generation are the same (the spec
+        changes only with its generation), else the new one, encoded."""
+        previous = self.taskjobs.get(key)
+        if previous is not None and isinstance(previous.get("spec"), PackedJson):
+            old = previous["metadata"]
+            if old.get("uid") == meta.get("uid") and old.get("generation") == meta.get("generation"):
+                packed: PackedJson = previous["spec"]
+                return packed
+        try:
+            return PackedJson(spec)
+        except (TypeError, msgspec.EncodeError):  # not plain JSON (never from the API server): kept as given
+            return spec
 
     def on_job(self, event_type: str | None, body: Body) -> Key | None:
         """Record a Job event; return the key of its TaskJob if the event changed what a reconcile would see.
