@@ -136,9 +136,9 @@ def finish(store: Store, job: dict[str, Any], at: datetime, output: str = "") ->
 class Operator:
     """The reconciler of one TaskJob, its store, the recording API and a clock; wake-ups recorded."""
 
-    def __init__(self, tasks: int, chain: bool = False) -> None:
+    def __init__(self, tasks: int, chain: bool = False, body: dict[str, Any] | None = None) -> None:
         self.store, self.kube, self.clock = Store(), RecordingKube(), Clock()
-        self.store.on_taskjob(None, taskjob(tasks, chain))
+        self.store.on_taskjob(None, body or taskjob(tasks, chain))
         self.reconciler = Reconciler(self.store, self.kube, self.clock)  # type: ignore[arg-type]
         self.wakes: list[float] = []
         self.reconciler.status.wake = lambda key, delay: self.wakes.append(delay)
@@ -333,10 +333,9 @@ def test_outputs_of_tasks_succeeding_within_a_gap_are_stored_in_one_write_before
 
 
 async def empty_output_handed_on() -> None:
-    op = Operator(3)
     body = taskjob(3, chain=False)
     body["spec"]["tasks"][2]["dependsOn"] = ["t0", "t1"]
-    op.store.on_taskjob(None, body)
+    op = Operator(3, body=body)  # one spec per uid and generation, as the API server keeps it
     await op.reconcile()
     op.later(MIN_WRITE_GAP)
     finish(op.store, op.kube.created[0], op.clock.now)  # t0 wrote nothing
