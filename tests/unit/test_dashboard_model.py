@@ -147,7 +147,7 @@ def test_trimming_drops_managed_fields_and_pod_specs(model: Model) -> None:
     tj = model.taskjobs[("team-a", "diamond")]
     assert "managedFields" not in tj["metadata"]
     stored_pod = model.pods[("team-a", "diamond-left-1-abcde")]
-    assert stored_pod["spec"] == {"nodeName": "kwok-node-0"}
+    assert stored_pod["spec"] == {"nodeName": "kwok-node-0", "containers": [{"name": "task"}]}  # not the args
 
 
 def test_apply_reports_changes_and_the_touched_taskjob(model: Model) -> None:
@@ -248,6 +248,20 @@ def test_taskjob_view_has_every_task_with_its_phase_layer_and_the_graph(model: M
     bars = {(b["task"], b["attempt"]): b["outcome"] for b in data["timeline"]["bars"]}
     assert bars == {("root", 1): "Succeeded", ("left", 1): "Running", ("right", 1): "Failed"}
     assert views.taskjob_view(model, ("team-a", "nope"), NOW) is None
+
+
+def test_a_bar_ends_when_the_pods_containers_exited_0_not_when_the_job_is_complete() -> None:
+    # The operator ends the attempt there (core/observe.py); the Job's Complete comes a second or two later.
+    m = Model()
+    m.replace("taskjobs", None, [diamond()])
+    m.replace("jobs", None, [job("root", 1, done_ago=30), job("left", 1)])
+    exited = pod("left", 1, exit_code=0)
+    exited["status"]["phase"] = "Running"  # the kubelet reports the phase after tearing the pod down
+    m.replace("pods", None, [pod("root", 1, exit_code=0), exited])
+    data = views.taskjob_view(m, ("team-a", "diamond"), NOW)
+    assert data is not None
+    bars = {b["task"]: (b["outcome"], b["finish"]) for b in data["timeline"]["bars"]}
+    assert bars == {"root": ("Succeeded", ts(90)), "left": ("Succeeded", ts(90))}  # finishedAt, 90 s ago
 
 
 def test_big_layers_are_grouped_by_phase_with_deduplicated_edges() -> None:

@@ -51,7 +51,9 @@ def trim(kind: str, obj: Mapping[str, Any]) -> Obj:
         status = obj.get("status") or {}
         return {
             "metadata": _meta(obj),
-            "spec": {"nodeName": spec.get("nodeName")},
+            # Container names: whether every container exited 0 (the attempt's end, core/observe.py).
+            "spec": {"nodeName": spec.get("nodeName"),
+                     "containers": [{"name": c.get("name")} for c in spec.get("containers") or ()]},
             "status": {
                 k: status[k]
                 for k in ("phase", "reason", "message", "startTime", "containerStatuses", "conditions")

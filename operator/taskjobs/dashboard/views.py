@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ..core.fanout import instance_name, instance_summary
+from ..core.observe import pod_success
 from .model import Key, Model, Obj, attempt_of, owner_of
 
 TASK_PHASES = ("Waiting", "Ready", "Running", "Retrying", "Succeeded", "Failed", "Skipped")
@@ -320,16 +321,30 @@ def _job_finish(job: Mapping[str, Any] | None) -> datetime | None:
     return finish
 
 
+def _pods_success(pods: Sequence[Obj]) -> datetime | None:
+    """Return when the first of an attempt's pods succeeded (every container exited 0), or None.
+
+    The operator ends the attempt then (core/observe.py), a second or two before the Job is Complete.
+    """
+    ends = [ended for ok, ended in map(pod_success, pods) if ok and ended is not None]
+    return min(ends) if ends else None
+
+
 def timeline(model: Model, key: Key, now: datetime) -> Obj:
     """Return the attempts of a TaskJob's tasks as bars (task, attempt, start, finish, outcome)."""
     bars = []
+    pods: dict[tuple[str, int], list[Obj]] = defaultdict(list)
+    for pod in model.children("pods", key):
+        pods[attempt_of(pod)].append(pod)
     for job in model.children("jobs", key):
         task, attempt = attempt_of(job)
         status = job.get("status") or {}
         start = parse_time(status.get("startTime")) or parse_time(job["metadata"].get("creationTimestamp"))
-        finish = _job_finish(job)
-        outcome = "Running"
-        if finish is not None:
+        finish = _pods_success(pods.get((task, attempt), ()))
+        outcome = "Running" if finish is None else "Succeeded"
+        if finish is None:
+            finish = _job_finish(job)
+        if finish is not None and outcome == "Running":
             outcome = "Failed" if (status.get("failed") or 0) > 0 and not status.get("succeeded") else "Succeeded"
         bars.append(
             {"task": task, "attempt": attempt, "job": job["metadata"].get("name"), "start": iso(start),
