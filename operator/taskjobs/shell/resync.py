@@ -3,8 +3,8 @@
 kopf re-lists a resource when its watch expires (410 Gone: the operator was cut off longer than the
 API server keeps events), and a re-list sends no DELETED for what vanished in between. A Job deleted
 then would stay Running in the store forever and its TaskJob would never finish; a TaskJob deleted
-then would stay known. Every RESYNC_SECONDS the operator lists TaskJobs (from the API server's watch
-cache, so cheaply) and drops what is gone; the TaskJobs concerned are reconciled.
+then would stay known. Every RESYNC_SECONDS the operator lists TaskJobs (names only, in pages: see
+`Kube.list_with_version`) and drops what is gone; the TaskJobs concerned are reconciled.
 """
 
 from __future__ import annotations
