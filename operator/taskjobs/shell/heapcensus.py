@@ -77,13 +77,22 @@ def state_census() -> list[str]:
 
 def write_census(directory: Path, top: int = 40) -> Path:
     """Write the live allocations grouped by file, and the operator's state by part; return the file written."""
+    before = tracemalloc.take_snapshot()
+    # Cyclic garbage waiting for a collection holds memory too: how much a full collection frees says so.
+    unreachable = gc.collect()
     snapshot = tracemalloc.take_snapshot()
     stats = snapshot.statistics("filename")
     total = sum(s.size for s in stats)
+    garbage = sum(s.size for s in before.statistics("filename")) - total
     n = len(list(directory.glob("census-*.txt")))
     path = directory / f"census-{n}.txt"
-    lines = [f"total traced: {total / 2**20:.1f} MiB in {sum(s.count for s in stats)} blocks"]
+    _, peak = tracemalloc.get_traced_memory()
+    lines = [f"total traced: {total / 2**20:.1f} MiB in {sum(s.count for s in stats)} blocks; traced peak so far "
+             f"{peak / 2**20:.1f} MiB; a full collection freed {unreachable} objects, {garbage / 2**20:.2f} MiB"]
     lines += [f"{s.size / 2**20:8.2f} MiB {s.count:9d} blocks  {s.traceback[0].filename}" for s in stats[:top]]
+    lines += ["", "by line:"]
+    lines += [f"{s.size / 2**20:8.2f} MiB {s.count:9d} blocks  {s.traceback[0]}" for s in
+              snapshot.statistics("lineno")[:top]]
     lines += ["", "state (deep sizes; shared objects counted once, in the first part that holds them):"]
     lines += state_census()
     path.write_text("\n".join(lines) + "\n")
