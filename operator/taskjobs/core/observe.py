@@ -155,7 +155,7 @@ def pod_success(pod: Obj) -> tuple[bool, datetime | None]:
     return True, max(times) if times else None
 
 
-def _pod_verdict(job: Obj, pods: Sequence[Obj]) -> Obj | None:
+def pod_verdict(job: Obj, pods: Sequence[Obj]) -> Obj | None:
     """Return a pod of the Job that succeeded in time, so the attempt succeeded before the Job says so.
 
     The Job controller batches a pod's updates for a second (`SyncJobBatchPeriod`) before it marks the Job
@@ -290,7 +290,7 @@ def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None =
     job_name = str(_get(job, "metadata", "name") or "")
     annotations = _mapping(_get(job, "metadata", "annotations"))
     cond = _terminal_condition(job)
-    winner = _pod_verdict(job, pods) if cond is None or cond.get("type") != "Complete" else None
+    winner = pod_verdict(job, pods) if cond is None or cond.get("type") != "Complete" else None
     by_pod = winner is not None
     succeeded = by_pod or (cond is not None and cond.get("type") == "Complete")
     pod = winner or _newest_pod(job_name, pods, succeeded)
