@@ -13,10 +13,12 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from taskjobs.core.mergepatch import apply
 from taskjobs.shell.reconciler import Reconciler
 from taskjobs.shell.statuswriter import MIN_WRITE_GAP, StatusWriter
-from taskjobs.shell.store import Store
+from taskjobs.shell.store import PackedJson, Store
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 KEY = ("ns", "big")
@@ -391,3 +393,30 @@ async def outputs_added_while_stored() -> None:
 
 def test_outputs_added_while_others_are_being_stored_are_stored_by_the_next_write() -> None:
     asyncio.run(outputs_added_while_stored())
+
+
+def test_a_reconcile_decodes_the_kept_spec_once_and_not_again_while_its_generation_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The store keeps a TaskJob's spec encoded (memory); each read of a part of it would decode it all.
+    decodes = 0
+    value = PackedJson.value
+
+    def counted(self: PackedJson) -> dict[str, Any]:
+        nonlocal decodes
+        decodes += 1
+        return value(self)
+
+    monkeypatch.setattr(PackedJson, "value", counted)
+
+    async def run() -> None:
+        op = Operator(10)
+        assert isinstance(op.store.taskjobs[KEY]["spec"], PackedJson)
+        await op.reconcile()
+        assert decodes == 1
+        op.later(0.2)
+        finish(op.store, op.kube.created[0], op.clock.now)
+        await op.reconcile()
+        assert decodes == 1  # the spec parsed at the first reconcile is kept for its uid and generation
+
+    asyncio.run(run())

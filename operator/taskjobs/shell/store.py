@@ -74,7 +74,9 @@ class PackedJson(Mapping[str, Any]):
 
     A reconcile reads the spec parsed (the validation cache, per uid and generation); the dicts of the
     watched spec were read again only when that cache misses, and were 4.7 KB of each live TaskJob of
-    B4, 0.5 KB as JSON (docs/performance.md, session 7).
+    B4, 0.5 KB as JSON (docs/performance.md, session 7). Its one reader, validation, walks it whole with
+    items(): one decode. A reader of parts calls value() once and reads the dict: each `spec[...]`,
+    len() or values() decodes all of it again (a test counts the decodes of a reconcile).
     """
 
     __slots__ = ("packed",)
