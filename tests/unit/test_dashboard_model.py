@@ -264,6 +264,30 @@ def test_a_bar_ends_when_the_pods_containers_exited_0_not_when_the_job_is_comple
     assert bars == {"root": ("Succeeded", ts(90)), "left": ("Succeeded", ts(90))}  # finishedAt, 90 s ago
 
 
+def test_a_bar_takes_the_operators_verdict_a_stopped_job_or_one_past_its_deadline_did_not_succeed() -> None:
+    # core/observe.py: a pod whose containers exited 0 does not decide an attempt the operator is stopping
+    # (the stop's verdict), nor one whose containers ended after the Job's activeDeadlineSeconds.
+    m = Model()
+    m.replace("taskjobs", None, [diamond()])
+    stopped = job("left", 1)
+    stopped["metadata"]["annotations"] = {"taskjob.dev/stop-reason": "Stopped", "taskjob.dev/stop-message": "x"}
+    late = job("right", 1)
+    late["spec"] = {"activeDeadlineSeconds": 60, "template": {"spec": {"containers": [{"name": "task"}]}}}
+    m.replace("jobs", None, [stopped, late])  # started 200 s ago; the containers exited 0 90 s ago
+    m.replace("pods", None, [pod("left", 1, exit_code=0), pod("right", 1, exit_code=0)])
+    data = views.taskjob_view(m, ("team-a", "diamond"), NOW)
+    assert data is not None
+    bars = {b["task"]: (b["outcome"], b["finish"]) for b in data["timeline"]["bars"]}
+    assert bars == {"left": ("Running", None), "right": ("Running", None)}  # the Jobs' verdicts are awaited
+    failed = job("left", 1, failed=True, done_ago=30)
+    failed["metadata"]["annotations"] = stopped["metadata"]["annotations"]
+    m.apply("jobs", "MODIFIED", failed)
+    data = views.taskjob_view(m, ("team-a", "diamond"), NOW)
+    assert data is not None
+    assert {b["task"]: b["outcome"] for b in data["timeline"]["bars"]}["left"] == "Failed"
+    assert m.jobs[("team-a", "diamond-right-1")]["spec"] == {"activeDeadlineSeconds": 60}  # not the pod template
+
+
 def test_big_layers_are_grouped_by_phase_with_deduplicated_edges() -> None:
     tasks = [{"name": "start"}] + [{"name": f"w{i}", "dependsOn": ["start"]} for i in range(10_000)]
     tasks.append({"name": "end", "dependsOn": [f"w{i}" for i in range(10_000)]})

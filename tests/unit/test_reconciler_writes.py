@@ -13,10 +13,12 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from taskjobs.core.mergepatch import apply
 from taskjobs.shell.reconciler import Reconciler
-from taskjobs.shell.statuswriter import MIN_WRITE_GAP
-from taskjobs.shell.store import Store
+from taskjobs.shell.statuswriter import MIN_WRITE_GAP, StatusWriter
+from taskjobs.shell.store import PackedJson, Store
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 KEY = ("ns", "big")
@@ -359,3 +361,62 @@ async def empty_output_handed_on() -> None:
 
 def test_an_empty_output_is_not_stored_and_a_dependent_created_after_a_restart_still_receives_it() -> None:
     asyncio.run(empty_output_handed_on())
+
+
+async def outputs_added_while_stored() -> None:
+    store, kube = Store(), RecordingKube()
+    writer = StatusWriter(store, kube, Clock())  # type: ignore[arg-type]
+    owner = taskjob(2, chain=False)
+    writer.add_outputs(KEY, owner, {"t0": "1"})
+    kube.outputs_gate.clear()  # the ConfigMap write takes its time
+    storing = asyncio.create_task(writer.store_outputs(KEY))
+    await asyncio.sleep(0)  # one turn of the loop: the write is sent and waits for the gate
+    writer.add_outputs(KEY, owner, {"t0": "2", "t1": "3"})  # meanwhile: t0 retried with a new output, t1
+    kube.outputs_gate.set()
+    await storing
+    assert kube.outputs == [{"t0": "1"}] and store.recorded_outputs(KEY) == {"t0": "1"}
+    await writer.store_outputs(KEY)  # the next write carries what was added meanwhile
+    assert kube.outputs[-1] == {"t0": "2", "t1": "3"} and KEY not in writer.outputs
+
+    # The TaskJob is deleted while its outputs are stored, and one of the same name adds its own: kept.
+    writer.add_outputs(KEY, owner, {"t0": "old"})
+    kube.outputs_gate.clear()
+    storing = asyncio.create_task(writer.store_outputs(KEY))
+    await asyncio.sleep(0)
+    writer.discard(KEY)
+    writer.add_outputs(KEY, {**owner, "metadata": {**owner["metadata"], "uid": "new-uid"}}, {"t1": "new"})
+    kube.outputs_gate.set()
+    await storing
+    await writer.store_outputs(KEY)
+    assert kube.outputs[-2:] == [{"t0": "old"}, {"t1": "new"}] and KEY not in writer.outputs
+
+
+def test_outputs_added_while_others_are_being_stored_are_stored_by_the_next_write() -> None:
+    asyncio.run(outputs_added_while_stored())
+
+
+def test_a_reconcile_decodes_the_kept_spec_once_and_not_again_while_its_generation_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The store keeps a TaskJob's spec encoded (memory); each read of a part of it would decode it all.
+    decodes = 0
+    value = PackedJson.value
+
+    def counted(self: PackedJson) -> dict[str, Any]:
+        nonlocal decodes
+        decodes += 1
+        return value(self)
+
+    monkeypatch.setattr(PackedJson, "value", counted)
+
+    async def run() -> None:
+        op = Operator(10)
+        assert isinstance(op.store.taskjobs[KEY]["spec"], PackedJson)
+        await op.reconcile()
+        assert decodes == 1
+        op.later(0.2)
+        finish(op.store, op.kube.created[0], op.clock.now)
+        await op.reconcile()
+        assert decodes == 1  # the spec parsed at the first reconcile is kept for its uid and generation
+
+    asyncio.run(run())

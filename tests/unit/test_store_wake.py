@@ -49,7 +49,7 @@ RUNNING = {
 
 def deliver(store: Store, kind: str, event: str, body: dict[str, Any]) -> bool:
     """Record the event as the handlers do; return whether the TaskJob is woken."""
-    key = (store.on_job if kind == "job" else store.on_pod)(event, body)
+    key = store.on_job(event, body) if kind == "job" else store.on_pod(event, body).key
     assert key in (None, ("ns", "tj"))
     return key is not None
 
@@ -108,12 +108,57 @@ def test_a_new_taskjob_of_the_same_name_reads_its_jobs_again() -> None:
 
 
 def test_a_pods_success_is_a_verdict_even_before_its_phase_says_so() -> None:
-    from taskjobs.shell.handlers import pod_news_can_wait
+    store = Store()
+    store.on_taskjob(None, taskjob())
+    store.on_job("ADDED", job(2))
+
+    def verdict(event: str, body: dict[str, Any]) -> bool:
+        return store.on_pod(event, body).verdict
 
     exited = {"name": "main", "state": {"terminated": {"exitCode": 0, "finishedAt": "2026-11-23T12:00:02Z"}}}
-    assert pod_news_can_wait("MODIFIED", pod(5, RUNNING))  # started: shown within a second
-    assert pod_news_can_wait("ADDED", pod(3))  # pending
-    assert not pod_news_can_wait("MODIFIED", pod(6, {"phase": "Running", "containerStatuses": [exited]}))
-    assert not pod_news_can_wait("MODIFIED", pod(7, {"phase": "Succeeded", "containerStatuses": [exited]}))
-    assert not pod_news_can_wait("MODIFIED", pod(7, {"phase": "Failed"}))
-    assert not pod_news_can_wait("DELETED", pod(8, RUNNING))
+    assert not verdict("ADDED", pod(3))  # pending: shown within a second
+    assert not verdict("MODIFIED", pod(5, RUNNING))  # started
+    assert verdict("MODIFIED", pod(6, {"phase": "Running", "containerStatuses": [exited]}))
+    assert verdict("MODIFIED", pod(7, {"phase": "Succeeded", "containerStatuses": [exited]}))
+    assert verdict("MODIFIED", pod(7, {"phase": "Failed"}))
+    assert verdict("DELETED", pod(8, RUNNING))
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.now: list[Any] = []
+        self.soon: list[Any] = []
+
+    def add(self, key: Any) -> None:
+        self.now.append(key)
+
+    def add_soon(self, key: Any, within: float) -> None:
+        self.soon.append(key)
+
+
+def test_the_handler_wakes_a_taskjob_at_once_exactly_when_the_store_says_the_pod_event_is_a_verdict() -> None:
+    from taskjobs.shell.handlers import on_pod_event
+    from taskjobs.shell.store import PodNews
+
+    class Told(Store):
+        """A store whose answer about pod events is set by the test, whatever the pod says."""
+
+        answer = PodNews(None, False)
+
+        def on_pod(self, event_type: str | None, body: Any) -> PodNews:
+            super().on_pod(event_type, body)
+            return self.answer
+
+    store = Told()
+    key = store.on_taskjob(None, taskjob())
+    queue = RecordingQueue()
+    exited = {"name": "main", "state": {"terminated": {"exitCode": 0, "finishedAt": "2026-11-23T12:00:02Z"}}}
+    store.answer = PodNews(key, True)
+    on_pod_event(store, queue, "ADDED", pod(3))  # a Pending pod, but a verdict told
+    assert (queue.now, queue.soon) == ([key], [])
+    store.answer = PodNews(key, False)
+    on_pod_event(store, queue, "MODIFIED", pod(6, {"phase": "Running", "containerStatuses": [exited]}))
+    assert (queue.now, queue.soon) == ([key], [key])
+    store.answer = PodNews(None, True)
+    on_pod_event(store, queue, "DELETED", pod(7))  # nothing changed: no wake
+    assert (queue.now, queue.soon) == ([key], [key])

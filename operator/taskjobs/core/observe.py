@@ -107,13 +107,18 @@ def _terminated(pod: Obj | None) -> Obj:
     return _mapping(_get(_container_status(_get(pod, "status", "containerStatuses")), "state", "terminated"))
 
 
+def _pods_of(job_name: str, pods: Sequence[Obj]) -> list[Obj]:
+    """Return the pods of the Job named `job_name` (a pod that names no Job is taken as its)."""
+    return [p for p in pods if pod_job_name(p) in (None, job_name)]
+
+
 def _newest_pod(job_name: str, pods: Sequence[Obj], succeeded: bool) -> Obj | None:
     """Return the pod that speaks for the attempt: the newest of this Job's pods.
 
     A disruption makes the Job replace its pod within the attempt, so there may be several. For a
     succeeded Job the pod that succeeded is preferred; at equal creation times, a live pod wins.
     """
-    mine = [p for p in pods if pod_job_name(p) in (None, job_name)]
+    mine = _pods_of(job_name, pods)
     if succeeded:
         mine = [p for p in mine if _get(p, "status", "phase") == "Succeeded"] or mine
     if not mine:
@@ -150,7 +155,7 @@ def pod_success(pod: Obj) -> tuple[bool, datetime | None]:
     return True, max(times) if times else None
 
 
-def _pod_verdict(job: Obj, pods: Sequence[Obj]) -> Obj | None:
+def pod_verdict(job: Obj, pods: Sequence[Obj]) -> Obj | None:
     """Return a pod of the Job that succeeded in time, so the attempt succeeded before the Job says so.
 
     The Job controller batches a pod's updates for a second (`SyncJobBatchPeriod`) before it marks the Job
@@ -166,9 +171,7 @@ def _pod_verdict(job: Obj, pods: Sequence[Obj]) -> Obj | None:
     job_name = str(_get(job, "metadata", "name") or "")
     deadline = _get(job, "spec", "activeDeadlineSeconds")
     began = parse_time(_get(job, "status", "startTime"))
-    for pod in pods:
-        if pod_job_name(pod) not in (None, job_name):
-            continue
+    for pod in _pods_of(job_name, pods):
         succeeded, ended = pod_success(pod)
         if not succeeded:
             continue
@@ -287,7 +290,7 @@ def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None =
     job_name = str(_get(job, "metadata", "name") or "")
     annotations = _mapping(_get(job, "metadata", "annotations"))
     cond = _terminal_condition(job)
-    winner = _pod_verdict(job, pods) if cond is None or cond.get("type") != "Complete" else None
+    winner = pod_verdict(job, pods) if cond is None or cond.get("type") != "Complete" else None
     by_pod = winner is not None
     succeeded = by_pod or (cond is not None and cond.get("type") == "Complete")
     pod = winner or _newest_pod(job_name, pods, succeeded)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from .. import GROUP, KIND, PLURAL, VERSION
 from ..core.naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
+from ..core.render import ANNOTATION_STOP_MESSAGE, ANNOTATION_STOP_REASON
 
 __all__ = [
     "ANNOTATION_RETRY",
     "ANNOTATION_RETRY_TASKS",
+    "ANNOTATION_STOP_MESSAGE",
+    "ANNOTATION_STOP_REASON",
     "GROUP",
     "KIND",
     "LABEL_ATTEMPT",

@@ -15,13 +15,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .coreapi import KIND, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
+from .coreapi import ANNOTATION_STOP_MESSAGE, ANNOTATION_STOP_REASON, KIND, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 KINDS = ("taskjobs", "jobs", "pods", "events")
 MAX_EVENTS = 5000  # Events kept in all, oldest dropped first
 ALL = "*"  # touched: every page may have changed (a relist)
+STOP_ANNOTATIONS = (ANNOTATION_STOP_REASON, ANNOTATION_STOP_MESSAGE)  # a Job's, kept: the operator is stopping it
+DEADLINE = "activeDeadlineSeconds"  # a Job's spec field, kept: its pod's success after it does not count
 
 
 def key_of(obj: Mapping[str, Any]) -> Key:
@@ -45,7 +47,16 @@ def trim(kind: str, obj: Mapping[str, Any]) -> Obj:
             "status": obj.get("status") or {},
         }
     if kind == "jobs":
-        return {"metadata": _meta(obj), "status": obj.get("status") or {}}
+        # What core.observe's verdict reads besides the status: the operator's stop, the Job's deadline.
+        meta = _meta(obj)
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        stop = {k: annotations[k] for k in STOP_ANNOTATIONS if k in annotations}
+        spec = obj.get("spec") or {}
+        return {
+            "metadata": {**meta, "annotations": stop} if stop else meta,
+            **({"spec": {DEADLINE: spec[DEADLINE]}} if DEADLINE in spec else {}),
+            "status": obj.get("status") or {},
+        }
     if kind == "pods":
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}

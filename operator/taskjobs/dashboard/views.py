@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ..core.fanout import instance_name, instance_summary
-from ..core.observe import pod_success
+from ..core.observe import attempt_fact, pod_success, pod_verdict
 from .model import Key, Model, Obj, attempt_of, owner_of
 
 TASK_PHASES = ("Waiting", "Ready", "Running", "Retrying", "Succeeded", "Failed", "Skipped")
@@ -321,13 +321,21 @@ def _job_finish(job: Mapping[str, Any] | None) -> datetime | None:
     return finish
 
 
-def _pods_success(pods: Sequence[Obj]) -> datetime | None:
-    """Return when the first of an attempt's pods succeeded (every container exited 0), or None.
+def _bar_end(job: Obj, pods: Sequence[Obj]) -> tuple[str, datetime | None] | None:
+    """Return how an attempt ended and when, as the operator decides (core.observe); None if not an attempt.
 
-    The operator ends the attempt then (core/observe.py), a second or two before the Job is Complete.
+    A stopped Job, or one whose pod finished after its activeDeadlineSeconds, waits for the Job's verdict.
+    A succeeded attempt ends when the pod that decided it finished: the operator keeps that fact, though
+    the Job's Complete (its completionTime) comes a second or two later.
     """
-    ends = [ended for ok, ended in map(pod_success, pods) if ok and ended is not None]
-    return min(ends) if ends else None
+    fact = attempt_fact(job, pods)
+    if fact is None:
+        return None
+    if fact.phase not in ("Succeeded", "Failed"):
+        return "Running", None
+    winner = pod_verdict(job, pods) if fact.phase == "Succeeded" else None
+    ended = pod_success(winner)[1] if winner is not None else None
+    return fact.phase, ended or fact.finish_time
 
 
 def timeline(model: Model, key: Key, now: datetime) -> Obj:
@@ -338,14 +346,12 @@ def timeline(model: Model, key: Key, now: datetime) -> Obj:
         pods[attempt_of(pod)].append(pod)
     for job in model.children("jobs", key):
         task, attempt = attempt_of(job)
+        ended = _bar_end(job, pods.get((task, attempt), ()))
+        if ended is None:
+            continue  # no task or attempt label: not an attempt (the operator ignores it too)
+        outcome, finish = ended
         status = job.get("status") or {}
         start = parse_time(status.get("startTime")) or parse_time(job["metadata"].get("creationTimestamp"))
-        finish = _pods_success(pods.get((task, attempt), ()))
-        outcome = "Running" if finish is None else "Succeeded"
-        if finish is None:
-            finish = _job_finish(job)
-        if finish is not None and outcome == "Running":
-            outcome = "Failed" if (status.get("failed") or 0) > 0 and not status.get("succeeded") else "Succeeded"
         bars.append(
             {"task": task, "attempt": attempt, "job": job["metadata"].get("name"), "start": iso(start),
              "finish": iso(finish), "outcome": outcome}

@@ -17,7 +17,6 @@ from typing import Any
 import kopf
 
 from .. import GROUP, PLURAL, VERSION
-from ..core.observe import pod_success
 from ..core.validation import validate_taskjob
 from .connection import kopf_login
 from .kube import Kube
@@ -39,15 +38,18 @@ LIVE_POD_NEWS_WITHIN = 1.0
 KOPF_WORKER_IDLE = 0.1
 
 
-def pod_news_can_wait(event_type: str | None, body: dict[str, Any]) -> bool:
-    """Return whether a pod event is live news only (scheduled, started, waiting), not a verdict.
+def on_pod_event(store: Store, queue: WorkQueue, event_type: str | None, body: dict[str, Any]) -> None:
+    """Record a pod event; wake its TaskJob at once for a verdict, within LIVE_POD_NEWS_WITHIN for live news.
 
-    A pod still Pending or Running whose containers all exited 0 is a verdict: its attempt has succeeded
-    (observe.py), and a dependent is to start now, not within LIVE_POD_NEWS_WITHIN.
+    The store tells which (it reads the pod's verdict once, for the attempt's finish time too).
     """
-    if event_type == "DELETED" or (body.get("status") or {}).get("phase") not in ("Pending", "Running"):
-        return False
-    return not pod_success(body)[0]
+    news = store.on_pod(event_type, body)
+    if news.key is None or news.key not in store.taskjobs:
+        return
+    if news.verdict:
+        queue.add(news.key)  # a pod's verdict: a dependent may start, a retry be planned
+    else:
+        queue.add_soon(news.key, LIVE_POD_NEWS_WITHIN)  # a pod started, scheduled or is waiting: no Job to create
 
 
 class NoDiffBaseStorage(kopf.DiffBaseStorage):
@@ -87,10 +89,6 @@ def build_registry(
         if key is not None and key in store.taskjobs:
             queue.add(key)
 
-    def wake_soon(key: Key | None) -> None:
-        if key is not None and key in store.taskjobs:
-            queue.add_soon(key, LIVE_POD_NEWS_WITHIN)
-
     def feed(kind: str, namespace: str | None) -> tuple[Callable[..., None], Callable[..., None]]:
         """Return the event and list callbacks of the watch of `kind`: update the store, wake the TaskJob."""
         on_event: Callable[[str | None, dict[str, Any]], None]
@@ -99,11 +97,7 @@ def build_registry(
                 wake(store.on_job(event_type, body))
         elif kind == "pods":
             def on_event(event_type: str | None, body: dict[str, Any]) -> None:
-                key = store.on_pod(event_type, body)
-                if pod_news_can_wait(event_type, body):
-                    wake_soon(key)  # a pod started, scheduled or is waiting: no Job to create for it
-                else:
-                    wake(key)  # a pod's verdict: a dependent may start, a retry be planned
+                on_pod_event(store, queue, event_type, body)
         else:
             def on_event(event_type: str | None, body: dict[str, Any]) -> None:
                 store.on_outputs(event_type, body)

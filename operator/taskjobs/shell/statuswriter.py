@@ -76,6 +76,14 @@ class Base:
     changed_jobs: list[str] | None  # the Jobs changed since the memory's plan (None: unknown)
 
 
+@dataclass
+class PendingOutputs:
+    """Outputs of one TaskJob to store before its next status write: the ConfigMap's owner, and text by task."""
+
+    owner: Mapping[str, Any]
+    outputs: dict[str, str]
+
+
 class StatusWriter:
     """Writes each TaskJob's status by the spacing policy, and remembers what it wrote."""
 
@@ -85,8 +93,7 @@ class StatusWriter:
         self.now = clock
         self.remembered: dict[Key, Remembered] = {}
         self.writers: dict[Key, asyncio.Task[None]] = {}  # the status write in flight, per big TaskJob
-        # Outputs to store before the next status write, per TaskJob: its body (the ConfigMap's owner), by task.
-        self.outputs: dict[Key, tuple[Mapping[str, Any], dict[str, str]]] = {}
+        self.outputs: dict[Key, PendingOutputs] = {}  # to store before the next status write, per TaskJob
         self.timers: dict[Key, asyncio.TimerHandle] = {}  # the write at the end of a TaskJob's gap
         # Reconcile `key` again after `delay` seconds (the work queue's add_after): a background write that
         # fails, or a status changed under the plan's memory, asks for the next one this way.
@@ -110,24 +117,23 @@ class StatusWriter:
             return
         kept = self.outputs.get(key)
         if kept is None:
-            self.outputs[key] = (owner, dict(new))
+            self.outputs[key] = PendingOutputs(owner, dict(new))
         else:
-            kept[1].update(new)
-            self.outputs[key] = (owner, kept[1])
+            kept.owner = owner
+            kept.outputs.update(new)
 
     async def store_outputs(self, key: Key) -> None:
         """Write the outputs gathered for `key` to its ConfigMap (a merge: one request for them all)."""
         kept = self.outputs.get(key)
         if kept is None:
             return
-        owner, pending = kept
-        batch = dict(pending)
-        await self.kube.record_outputs(owner, outputs_configmap(key[1]), batch)
+        batch = dict(kept.outputs)
+        await self.kube.record_outputs(kept.owner, outputs_configmap(key[1]), batch)
         self.store.record_outputs(key, batch)
         for task, text in batch.items():  # what a reconcile added meanwhile stays for the next write
-            if pending.get(task) == text:
-                del pending[task]
-        if not pending and self.outputs.get(key, (None, None))[1] is pending:
+            if kept.outputs.get(task) == text:
+                del kept.outputs[task]
+        if key in self.outputs and not self.outputs[key].outputs:  # a record starts with outputs: empty, all stored
             del self.outputs[key]
 
     def base(self, key: Key) -> Base:

@@ -18,7 +18,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -74,7 +74,9 @@ class PackedJson(Mapping[str, Any]):
 
     A reconcile reads the spec parsed (the validation cache, per uid and generation); the dicts of the
     watched spec were read again only when that cache misses, and were 4.7 KB of each live TaskJob of
-    B4, 0.5 KB as JSON (docs/performance.md, session 7).
+    B4, 0.5 KB as JSON (docs/performance.md, session 7). Its one reader, validation, walks it whole with
+    items(): one decode. A reader of parts calls value() once and reads the dict: each `spec[...]`,
+    len() or values() decodes all of it again (a test counts the decodes of a reconcile).
     """
 
     __slots__ = ("packed",)
@@ -139,6 +141,18 @@ class FactMap:
 
 
 Token = tuple[int, int]  # (epoch, sequence number): a point in the store's change log
+
+
+class PodNews(NamedTuple):
+    """What a pod event told: the TaskJob to wake (None: nothing a reconcile would see changed), and how soon.
+
+    `verdict`: the pod ended (succeeded, failed, gone), so a dependent may start or a retry be planned now.
+    A pod still Pending or Running whose containers all exited 0 is one: its attempt has succeeded
+    (observe.py). Otherwise the event is live news (scheduled, started, waiting), which may wait a moment.
+    """
+
+    key: Key | None
+    verdict: bool
 
 
 @dataclass
@@ -283,26 +297,30 @@ class Store:
                 self.finished_seen[(meta["namespace"], name)] = self.clock()
         return key if self._refresh(key, name) else None
 
-    def on_pod(self, event_type: str | None, body: Body) -> Key | None:
-        """Record a pod event; return the key of its TaskJob if the event changed what a reconcile would see."""
+    def on_pod(self, event_type: str | None, body: Body) -> PodNews:
+        """Record a pod event; return the key of its TaskJob if the event changed what a reconcile would see,
+        and whether the event is a verdict (see PodNews)."""
         meta = body["metadata"]
         owner = meta.get("labels", {}).get(LABEL_TASKJOB)
         job = pod_job_name(body)
         if not owner or not job:
-            return None
+            return PodNews(None, False)
         key = (meta["namespace"], owner)
         ended = self.finals.get(key, {}).get(job)
         if ended is not None and _owned_by(body, ended.uid):
-            return None  # a pod of an attempt whose fact is final
+            return PodNews(None, False)  # a pod of an attempt whose fact is final
         bucket = self.pods[(meta["namespace"], job)]
         if event_type == "DELETED":
             bucket.pop(meta["name"], None)
+            verdict = True
         else:
             bucket[meta["name"]] = _pack(body)
+            succeeded = pod_success(body)[0]
             # The attempt may end by the pod's success (observe.py): when it was seen is its finish time.
-            if event_type is not None and (meta["namespace"], job) not in self.finished_seen and pod_success(body)[0]:
+            if succeeded and event_type is not None and (meta["namespace"], job) not in self.finished_seen:
                 self.finished_seen[(meta["namespace"], job)] = self.clock()
-        return key if self._refresh(key, job) else None
+            verdict = succeeded or (body.get("status") or {}).get("phase") not in ("Pending", "Running")
+        return PodNews(key if self._refresh(key, job) else None, verdict)
 
     def on_outputs(self, event_type: str | None, body: Body) -> None:
         """Record the outputs ConfigMap of a TaskJob."""
@@ -372,7 +390,7 @@ class Store:
             for (ns, _job), bucket in list(self.pods.items()):
                 for name, packed in list(bucket.items()):
                     body = _unpack(packed)
-                    if gone(ns, name, _rv(body)) and (owner := self.on_pod("DELETED", body)) is not None:
+                    if gone(ns, name, _rv(body)) and (owner := self.on_pod("DELETED", body).key) is not None:
                         touched.add(owner)
         return touched
 
