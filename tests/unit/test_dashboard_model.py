@@ -195,7 +195,7 @@ def test_overview_counts_throughput_failures_and_rows(model: Model) -> None:
     [failure] = data["lastFailures"]
     assert failure["task"] == "right" and failure["exitCode"] == 3 and failure["reason"] == "Error"
     assert failure["nextRetryTime"] == ts(-30), "a scheduled retry is shown with its time"
-    assert failure["when"] == ts(90), "when: the attempt's container finished"
+    assert failure["when"] == ts(60), "when: the Job failed, the attempt's end in the operator's status"
     [row] = data["taskjobs"]
     assert row["phase"] == "Running" and row["progress"] == "1/4" and row["running"] == 1
     assert row["age"] == 600 and row["duration"] == 300
@@ -319,7 +319,7 @@ def test_task_view_lists_every_attempt_with_exit_code_reason_output_and_events(m
     first, second = data["attempts"]
     assert first["attempt"] == 1 and first["outcome"] == "Failed" and first["exitCode"] == 3
     assert first["reason"] == "Error" and first["job"] == "diamond-right-1" and first["pod"] == "diamond-right-1-abcde"
-    assert first["duration"] == 60 and first["output"] == ""
+    assert first["duration"] == 90 and first["output"] == ""  # the container's start to the Job's Failed
     assert second["outcome"] == "Running" and second["running"]
     assert [e["reason"] for e in data["events"]] == ["Started"]
     root = views.task_view(model, ("team-a", "diamond"), "root", NOW)
@@ -338,6 +338,36 @@ def test_a_pod_that_never_starts_shows_its_waiting_reason() -> None:
     row = views.attempt_row(None, [stuck], NOW)
     assert row["outcome"] == "Pending" and row["reason"] == "ImagePullBackOff"
     assert row["message"] == "Back-off pulling image"
+
+
+def test_an_attempt_row_takes_the_operators_verdict_a_stopped_job_whose_pod_exited_0_did_not_succeed() -> None:
+    # The task panel's rows follow core/observe.py as the timeline's bars do: a pod whose containers exited 0
+    # decides a normal attempt (ended when the container finished), not one the operator is stopping.
+    m = Model()
+    m.replace("taskjobs", None, [diamond()])
+    stopped = job("left", 1)
+    stopped["metadata"]["annotations"] = {"taskjob.dev/stop-reason": "Stopped", "taskjob.dev/stop-message": "x"}
+    m.replace("jobs", None, [stopped, job("right", 1)])  # neither Job has a verdict yet
+    m.replace("pods", None, [pod("left", 1, exit_code=0), pod("right", 1, exit_code=0, output="done")])
+
+    def row(task: str) -> tuple[str, str | None, str]:
+        data = views.task_view(m, ("team-a", "diamond"), task, NOW)
+        assert data is not None
+        [attempt] = data["attempts"]
+        return attempt["outcome"], attempt["finish"], attempt["output"]
+
+    assert row("left") == ("Running", None, "")  # the stop's verdict is awaited
+    assert row("right") == ("Succeeded", ts(90), "done")  # the container's finishedAt, before the Job's Complete
+    failed = job("left", 1, failed=True, done_ago=30)
+    failed["metadata"]["annotations"] = stopped["metadata"]["annotations"]
+    m.apply("jobs", "MODIFIED", failed)
+    assert row("left") == ("Failed", ts(30), "")  # the Job's Failed, as the bar and the operator's status say
+
+
+def test_without_its_job_an_ended_attempt_row_is_unknown_not_judged_from_the_pod() -> None:
+    # The Job holds the operator's stop and the deadline: its pod's exit 0 alone does not make a success.
+    row = views.attempt_row(None, [pod("root", 1, exit_code=0, output="root")], NOW)
+    assert (row["outcome"], row["finish"], row["output"], row["running"]) == ("Unknown", ts(90), "", False)
 
 
 def test_manifest_is_yaml_without_status(model: Model) -> None:

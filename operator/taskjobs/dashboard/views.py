@@ -309,30 +309,19 @@ def graph(rows: Sequence[Mapping[str, Any]], group_over: int = GROUP_OVER) -> Ob
     }
 
 
-def _job_finish(job: Mapping[str, Any] | None) -> datetime | None:
-    if not job:
-        return None
-    status = job.get("status") or {}
-    finish = parse_time(status.get("completionTime"))
-    if finish is None:
-        for cond in status.get("conditions") or []:
-            if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
-                finish = parse_time(cond.get("lastTransitionTime"))
-    return finish
+def attempt_end(job: Obj, pods: Sequence[Obj]) -> tuple[str, datetime | None] | None:
+    """Return an attempt's phase and, once it ended, when, as the operator decides (core.observe).
 
-
-def _bar_end(job: Obj, pods: Sequence[Obj]) -> tuple[str, datetime | None] | None:
-    """Return how an attempt ended and when, as the operator decides (core.observe); None if not an attempt.
-
-    A stopped Job, or one whose pod finished after its activeDeadlineSeconds, waits for the Job's verdict.
-    A succeeded attempt ends when the pod that decided it finished: the operator keeps that fact, though
+    None if the Job is not an attempt (no task or attempt label: the operator ignores it too). A stopped
+    Job, or one whose pod finished after its activeDeadlineSeconds, waits for the Job's verdict. A
+    succeeded attempt ends when the pod that decided it finished: the operator keeps that fact, though
     the Job's Complete (its completionTime) comes a second or two later.
     """
     fact = attempt_fact(job, pods)
     if fact is None:
         return None
     if fact.phase not in ("Succeeded", "Failed"):
-        return "Running", None
+        return fact.phase, None
     winner = pod_verdict(job, pods) if fact.phase == "Succeeded" else None
     ended = pod_success(winner)[1] if winner is not None else None
     return fact.phase, ended or fact.finish_time
@@ -346,10 +335,11 @@ def timeline(model: Model, key: Key, now: datetime) -> Obj:
         pods[attempt_of(pod)].append(pod)
     for job in model.children("jobs", key):
         task, attempt = attempt_of(job)
-        ended = _bar_end(job, pods.get((task, attempt), ()))
+        ended = attempt_end(job, pods.get((task, attempt), ()))
         if ended is None:
-            continue  # no task or attempt label: not an attempt (the operator ignores it too)
-        outcome, finish = ended
+            continue  # no task or attempt label: not an attempt
+        phase, finish = ended
+        outcome = phase if phase in ("Succeeded", "Failed") else "Running"  # a bar has no Pending
         status = job.get("status") or {}
         start = parse_time(status.get("startTime")) or parse_time(job["metadata"].get("creationTimestamp"))
         bars.append(
@@ -401,8 +391,13 @@ def _container(pod: Mapping[str, Any] | None, name: str = "task") -> Mapping[str
     return dict(statuses[0]) if statuses else {}
 
 
-def attempt_row(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]], now: datetime) -> Obj:
-    """Return one attempt: its Job, pod, start, finish, duration, exit code, reason, message and output."""
+def attempt_row(job: Obj | None, pods: Sequence[Obj], now: datetime) -> Obj:
+    """Return one attempt: its Job, pod, start, finish, duration, exit code, reason, message and output.
+
+    Its outcome and finish are the operator's (`attempt_end`, as the timeline's bars). Without its Job
+    (not in view yet, or deleted) the pod alone does not say how the attempt ended: the Job holds the
+    operator's stop and the deadline, so a pod whose container has ended is Unknown.
+    """
     pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
     container = _container(pod)
     state = container.get("state") or {}
@@ -414,19 +409,17 @@ def attempt_row(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]
         or parse_time((state.get("running") or {}).get("startedAt"))
         or parse_time(job_status.get("startTime"))
     )
-    finish = parse_time(terminated.get("finishedAt")) or _job_finish(job)
     failed_condition: Mapping[str, Any] = next(
         (c for c in job_status.get("conditions") or [] if c.get("type") == "Failed" and c.get("status") == "True"),
         {},
     )
     exit_code = terminated.get("exitCode")
-    outcome = "Running"
-    if terminated:
-        outcome = "Succeeded" if exit_code == 0 and not failed_condition else "Failed"
-    elif finish is not None:  # no pod seen (or it is gone): the Job says how it ended
-        outcome = "Failed" if failed_condition else "Succeeded"
-    elif waiting or (pod and (pod.get("status") or {}).get("phase") == "Pending"):
-        outcome = "Pending"
+    ended = attempt_end(job, pods) if job is not None else None
+    if ended is not None:
+        outcome, finish = ended
+    else:
+        finish = parse_time(terminated.get("finishedAt"))
+        outcome = "Unknown" if terminated else "Running" if state.get("running") else "Pending"
     reason = terminated.get("reason") or waiting.get("reason") or failed_condition.get("reason") or ""
     failed_message = terminated.get("message") if outcome == "Failed" else None  # a failure's last words
     message = waiting.get("message") or failed_message or failed_condition.get("message") or ""
@@ -444,7 +437,7 @@ def attempt_row(job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]]
         "reason": "" if reason == "Completed" and outcome == "Succeeded" else reason,
         "message": message,
         "output": (terminated.get("message") or "") if outcome == "Succeeded" else "",
-        "running": outcome == "Running",
+        "running": outcome == "Running" and not terminated,  # its log may still grow
     }
 
 
