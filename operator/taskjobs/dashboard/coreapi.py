@@ -6,7 +6,9 @@ The core's modules may move (into a subpackage); only this file's imports then c
 from __future__ import annotations
 
 from .. import GROUP, KIND, PLURAL, VERSION
+from ..core.fanout import instance_name, instance_summary
 from ..core.naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
+from ..core.observe import attempt_fact, pod_success, pod_verdict
 from ..core.render import ANNOTATION_STOP_MESSAGE, ANNOTATION_STOP_REASON
 
 __all__ = [
@@ -21,4 +23,9 @@ __all__ = [
     "LABEL_TASKJOB",
     "PLURAL",
     "VERSION",
+    "attempt_fact",
+    "instance_name",
+    "instance_summary",
+    "pod_success",
+    "pod_verdict",
 ]

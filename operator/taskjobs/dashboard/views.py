@@ -14,8 +14,7 @@ from typing import Any
 
 import yaml
 
-from ..core.fanout import instance_name, instance_summary
-from ..core.observe import attempt_fact, pod_success, pod_verdict
+from .coreapi import attempt_fact, instance_name, instance_summary, pod_success, pod_verdict
 from .model import Key, Model, Obj, attempt_of, owner_of
 
 TASK_PHASES = ("Waiting", "Ready", "Running", "Retrying", "Succeeded", "Failed", "Skipped")
