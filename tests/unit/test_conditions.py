@@ -134,3 +134,26 @@ def test_validation_of_finally_tasks() -> None:
     ]
     good = {"tasks": [t("a")], "finally": [t("notify", when="tasks.a.phase == 'Failed'", args=["{{tasks.a.output}}"])]}
     assert problems(good) == []
+
+
+def test_the_operator_loads_cel_only_when_a_taskjob_uses_when() -> None:
+    """cel-python and its parser are ~8 MiB of the operator's RSS: an operator whose TaskJobs have no `when`
+    (validating, planning and rendering them) must not load them; the first `when` does."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+import taskjobs.cli.main, taskjobs.shell.run, taskjobs.shell.webhook
+from taskjobs.core.validation import validate_taskjob
+tasks = [{"name": "a"}, {"name": "b", "dependsOn": ["a"]}]
+body = {"apiVersion": "taskjob.dev/v1alpha1", "kind": "TaskJob", "metadata": {"name": "t", "namespace": "n"},
+        "spec": {"defaults": {"image": "busybox"}, "tasks": tasks}}
+assert validate_taskjob(body).ok
+print("celpy" in sys.modules, "lark" in sys.modules)
+tasks[1]["when"] = "tasks.a.phase == 'Succeeded'"
+assert validate_taskjob(body).ok
+print("celpy" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "True"]
