@@ -420,3 +420,41 @@ def test_a_reconcile_decodes_the_kept_spec_once_and_not_again_while_its_generati
         assert decodes == 1  # the spec parsed at the first reconcile is kept for its uid and generation
 
     asyncio.run(run())
+
+
+async def chain_of_three() -> tuple[list[dict[str, Any]], list[bool], list[bool]]:
+    """Run a chain of 3 to the end; return the status patches and, after each write, whether the writer kept
+    the memory's status as models and whether the next plan was incremental (planned from the memory)."""
+    from taskjobs.shell import statuswriter
+
+    op = Operator(3, chain=True)
+    as_models: list[bool] = []
+    incremental: list[bool] = []
+    for step in range(3):
+        await op.reconcile()
+        await op.written()
+        kept = op.reconciler.status.remembered[KEY]
+        as_models.append(kept.memory.status is not statuswriter._IN_RAW)
+        incremental.append(op.reconciler.status.base(KEY).memory is not None)
+        op.later(MIN_WRITE_GAP)
+        finish(op.store, op.kube.created[step], op.clock.now)
+    await op.reconcile()
+    await op.written()
+    return op.kube.patches, as_models, incremental
+
+
+def test_a_small_taskjobs_written_status_is_kept_as_its_json_and_writes_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The memory's status models (about 2 KB a task) are not kept once written: the next plan parses the JSON
+    written, incrementally still, and every status write is the same as with the models kept."""
+    from taskjobs.shell import statuswriter
+
+    lean_patches, as_models, incremental = asyncio.run(chain_of_three())
+    assert as_models == [False, False, False] and incremental == [True, True, True]
+    assert lean_patches[-1]["phase"] == "Succeeded"
+
+    monkeypatch.setattr(statuswriter, "STATUS_AS_JSON_TASKS", -1)  # keep the models, as before
+    kept_patches, as_models, _ = asyncio.run(chain_of_three())
+    assert as_models == [True, True, True]
+    assert lean_patches == kept_patches
