@@ -162,3 +162,31 @@ def test_the_handler_wakes_a_taskjob_at_once_exactly_when_the_store_says_the_pod
     store.answer = PodNews(None, True)
     on_pod_event(store, queue, "DELETED", pod(7))  # nothing changed: no wake
     assert (queue.now, queue.soon) == ([key], [key])
+
+
+def test_a_job_event_wakes_its_taskjob_at_once_only_when_the_job_finished_or_vanished() -> None:
+    """A Job appearing or starting changes what the status shows, never what to create: it waits for the next
+    run (within a second); its Complete, Failed or deletion may start a dependent or a retry at once."""
+    from taskjobs.shell.handlers import on_job_event
+
+    store = Store()
+    key = store.on_taskjob(None, taskjob())
+    store.fact_map(key)
+    queue = RecordingQueue()
+    on_job_event(store, queue, "ADDED", job(2))  # seen for the first time
+    assert (queue.now, queue.soon) == ([], [key])
+    on_job_event(store, queue, "MODIFIED", job(3, {"active": 1, "startTime": "2026-11-23T12:00:01Z"}))
+    assert store.fact_map(key)["tj-a-1"].start_time is not None  # the store has it for the next run
+    assert (queue.now, queue.soon) == ([], [key, key])
+    on_job_event(store, queue, "MODIFIED", job(4, {"active": 1, "startTime": "2026-11-23T12:00:01Z"}))
+    assert (queue.now, queue.soon) == ([], [key, key])  # nothing changed: no wake
+    failed = {
+        "startTime": "2026-11-23T12:00:01Z",
+        "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}],
+    }
+    on_job_event(store, queue, "MODIFIED", job(5, failed))
+    assert (queue.now, queue.soon) == ([key], [key, key])
+    on_job_event(store, queue, "DELETED", job(6, failed))
+    assert (queue.now, queue.soon) == ([key, key], [key, key])
+    on_job_event(store, queue, "ADDED", {**job(7), "metadata": {**job(7)["metadata"], "labels": {}}})
+    assert (queue.now, queue.soon) == ([key, key], [key, key])  # not one of ours

@@ -30,7 +30,8 @@ Key = tuple[str, str]  # (namespace, taskjob name)
 Body = Mapping[str, Any]
 
 
-def _finished(job: Body) -> bool:
+def job_finished(job: Body) -> bool:
+    """Return whether the Job has its final condition (Complete or Failed)."""
     conditions = (job.get("status") or {}).get("conditions") or []
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
 
@@ -293,7 +294,7 @@ class Store:
                 self.pods.pop((meta["namespace"], name), None)
             self.jobs[key][name] = _pack(body)
             self.expected[key].pop(name, None)
-            if event_type is not None and _finished(body) and (meta["namespace"], name) not in self.finished_seen:
+            if event_type is not None and job_finished(body) and (meta["namespace"], name) not in self.finished_seen:
                 self.finished_seen[(meta["namespace"], name)] = self.clock()
         return key if self._refresh(key, name) else None
 
