@@ -458,3 +458,35 @@ def test_a_small_taskjobs_written_status_is_kept_as_its_json_and_writes_the_same
     kept_patches, as_models, _ = asyncio.run(chain_of_three())
     assert as_models == [True, True, True]
     assert lean_patches == kept_patches
+
+
+async def gauge_through_a_run() -> list[dict[str, float]]:
+    from prometheus_client import REGISTRY
+
+    def gauge() -> dict[str, float]:
+        return {
+            phase: REGISTRY.get_sample_value("taskjob_taskjobs", {"phase": phase}) or 0.0
+            for phase in ("Pending", "Running", "Succeeded")
+        }
+
+    start = gauge()
+    seen = []
+    op = Operator(2, chain=True)
+    await op.reconcile()
+    await op.reconcile()  # the same phase again
+    seen.append(gauge())
+    finish(op.store, op.kube.created[0], op.clock.now)
+    await op.reconcile()
+    finish(op.store, op.kube.created[1], op.clock.now)
+    await op.reconcile()
+    seen.append(gauge())
+    op.reconciler.forget(KEY)
+    seen.append(gauge())
+    return [{p: g[p] - start[p] for p in g} for g in seen]
+
+
+def test_the_taskjobs_gauge_counts_a_taskjob_once_in_its_current_phase() -> None:
+    running, succeeded, forgotten = asyncio.run(gauge_through_a_run())
+    assert running == {"Pending": 0, "Running": 1, "Succeeded": 0}
+    assert succeeded == {"Pending": 0, "Running": 0, "Succeeded": 1}
+    assert forgotten == {"Pending": 0, "Running": 0, "Succeeded": 0}

@@ -47,14 +47,15 @@ def parse_time(value: Any) -> datetime | None:
 def _get(obj: Any, *path: str) -> Any:
     """Return obj[path[0]][path[1]]..., or None where a level is missing or not a mapping."""
     for key in path:
-        if not isinstance(obj, Mapping):
+        # A dict first: the ABC check alone is ~3x slower, and this runs ~20 times per Job or pod event (B4).
+        if type(obj) is not dict and not isinstance(obj, Mapping):
             return None
         obj = obj.get(key)
     return obj
 
 
 def _mapping(value: Any) -> Obj:
-    return value if isinstance(value, Mapping) else {}
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def _list(value: Any) -> list[Any]:

@@ -158,28 +158,29 @@ class Kube:
         data = msgspec.json.encode(body) if body is not None else None
         timeout = timeout or aiohttp.ClientTimeout(sock_connect=REQUEST_TIMEOUT[0], sock_read=REQUEST_TIMEOUT[1])
         delays = RETRY_DELAYS if retry is not None else ()
+        counted = metrics.api_metrics(operation)
         for delay in (*delays, None):
             queued = time.perf_counter()
             await self.limiter.take(priority)
             sent = time.perf_counter()
             metrics.RATE_LIMIT_SECONDS.observe(sent - queued)
-            metrics.API_REQUESTS.labels(operation=operation).inc()
+            counted.requests.inc()
             try:
                 answer = await self.http.request(
                     method, path, body=data, content_type=content_type, params=params, headers=headers,
                     timeout=timeout,
                 )  # fmt: skip
-                metrics.API_SECONDS.labels(operation=operation).observe(time.perf_counter() - sent)
+                counted.seconds.observe(time.perf_counter() - sent)
                 return answer
             except ApiError as e:
                 if e.status not in (404, 409):  # expected answers, handled by the callers
-                    metrics.API_ERRORS.labels(operation=operation).inc()
+                    counted.errors.inc()
                 if delay is None or retry is None or e.status not in retry:
                     raise
                 wait = max(delay, e.retry_after)
                 why = f"HTTP {e.status}"
             except (aiohttp.ClientError, TimeoutError) as e:  # reset, refused, timed out: it may not have arrived
-                metrics.API_ERRORS.labels(operation=operation).inc()
+                counted.errors.inc()
                 if delay is None:
                     raise
                 wait, why = delay, type(e).__name__

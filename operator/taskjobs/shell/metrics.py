@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import NamedTuple
+
 from prometheus_client import Counter, Gauge, Histogram
 
 TASKJOBS = Gauge("taskjob_taskjobs", "TaskJobs known to the operator, by phase.", ["phase"])
@@ -39,4 +42,24 @@ RATE_LIMIT_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 API_ERRORS = Counter("taskjob_api_errors_total", "Kubernetes API calls that failed.", ["operation"])
+
+
+class ApiMetrics(NamedTuple):
+    """The API metrics of one operation."""
+
+    requests: Counter
+    seconds: Histogram
+    errors: Counter
+
+
+@cache
+def api_metrics(operation: str) -> ApiMetrics:
+    """Return the metrics of `operation`, looked up once: `labels()` is ~2 us, twice per request."""
+    return ApiMetrics(
+        API_REQUESTS.labels(operation=operation),
+        API_SECONDS.labels(operation=operation),
+        API_ERRORS.labels(operation=operation),
+    )
+
+
 EVENTS_DROPPED = Counter("taskjob_events_dropped_total", "Events not sent because too many were queued.")
