@@ -82,9 +82,11 @@ def scenario(cluster: Cluster, qps: float, taskjobs: int, length: int, timeout: 
         samples_ = op.metrics()
         metric = histogram(samples_, "taskjob_scheduling_latency_seconds")
         reconcile = histogram(samples_, "taskjob_reconcile_duration_seconds")
-        # Where the operator's part of a step goes: waiting for the rate limit, then the API server's answer.
+        # Where the operator's part of a step goes: waiting for the rate limit and a connection, then the
+        # API server's answer.
         create = histogram(samples_, "taskjob_api_request_duration_seconds", operation="create_namespaced_job")
         limit_wait = histogram(samples_, "taskjob_api_rate_limit_wait_seconds")
+        connection_wait = histogram(samples_, "taskjob_api_connection_wait_seconds")
         cpu = op.cpu_seconds()
         problems = op.problems()
     return {
@@ -103,6 +105,7 @@ def scenario(cluster: Cluster, qps: float, taskjobs: int, length: int, timeout: 
         "reconcile": reconcile,
         "job_create": create,
         "rate_limit_wait": limit_wait,
+        "connection_wait": connection_wait,
         "operator_cpu_seconds": cpu,
         "operator_problems": problems[:5],
     }
@@ -142,6 +145,7 @@ def run(cluster: Cluster, mode: str, qps: float) -> dict[str, Any]:
                 ("reconcile", r["reconcile"]),
                 ("Job create answered by the API server", r["job_create"]),
                 ("rate-limit wait per request", r["rate_limit_wait"]),
+                ("wait for a connection slot per request", r["connection_wait"]),
             )
             if h
         ]

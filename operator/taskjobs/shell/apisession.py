@@ -8,7 +8,6 @@ logs in with; a token read from a file is re-read as it rotates.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -40,21 +39,19 @@ class ApiError(Exception):
 class ApiSession:
     """Requests and watch streams to the API server of a connection.
 
-    At most `connections` requests are in flight at once (more wait their turn); watch streams, which
-    stay open for minutes, are not counted against them.
+    How many requests are in flight at once is the caller's to limit (`kube.Slots`, by priority).
     """
 
-    def __init__(self, connection: Connection, connections: int = 24) -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.base = connection.server.rstrip("/")
         self._ssl = connection.ssl_context()
-        self._slots = asyncio.Semaphore(connections)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         """Return the shared session (made on first use, inside the running event loop)."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=0)  # requests are limited by _slots
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=0)  # requests are limited by the caller
             self._session = aiohttp.ClientSession(connector=connector, read_bufsize=2**20)  # a watch line: 1 object
         return self._session
 
@@ -75,7 +72,7 @@ class ApiSession:
     ) -> bytes:
         """Send one request; return the response body, or raise ApiError for a status other than 2xx."""
         extra = {**(headers or {}), **({"Content-Type": content_type} if body is not None else {})}
-        async with self._slots, self.session().request(
+        async with self.session().request(
             method, self.base + path, data=body, headers=self.headers(extra), params=params, timeout=timeout
         ) as resp:
             data = await resp.read()

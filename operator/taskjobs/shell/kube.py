@@ -125,12 +125,49 @@ class TokenBucket:
         self._schedule()
 
 
+class Slots:
+    """At most `n` requests in flight at once; the waiting ones go by priority, then in arrival order.
+
+    Like asyncio.Semaphore, but a Job create waiting for a connection goes before a status patch or an Event
+    that came first: in a burst, requests wait here longer than for the rate limit (B1, 50 in flight).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.free = n
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        """Wait for a slot."""
+        if self.free > 0 and not self._waiting:
+            self.free -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._arrivals), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # given the slot, then cancelled before using it: the next one gets it
+            raise
+
+    def release(self) -> None:
+        """Give the slot to the first waiting request, or back."""
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():  # a cancelled waiter is skipped
+                turn.set_result(None)
+                return
+        self.free += 1
+
+
 class Kube:
     """Async facade over the calls the operator needs."""
 
     def __init__(self, api: ApiSession | None = None, qps: float = 50.0, connections: int = 24) -> None:
-        self.http = api or ApiSession(load_connection(), connections)
+        self.http = api or ApiSession(load_connection())
         self.limiter = TokenBucket(qps, burst=max(1, int(qps * 2)))
+        self.slots = Slots(connections)  # requests in flight; watch streams are not counted
         self.instance = socket.gethostname()
         self._events: collections.deque[tuple[Mapping[str, Any], str, str, str]] = collections.deque()
         self._event_senders: set[asyncio.Task[None]] = set()
@@ -162,14 +199,20 @@ class Kube:
         for delay in (*delays, None):
             queued = time.perf_counter()
             await self.limiter.take(priority)
+            limited = time.perf_counter()
+            metrics.RATE_LIMIT_SECONDS.observe(limited - queued)
+            await self.slots.acquire(priority)
             sent = time.perf_counter()
-            metrics.RATE_LIMIT_SECONDS.observe(sent - queued)
+            metrics.CONNECTION_WAIT_SECONDS.observe(sent - limited)
             counted.requests.inc()
             try:
-                answer = await self.http.request(
-                    method, path, body=data, content_type=content_type, params=params, headers=headers,
-                    timeout=timeout,
-                )  # fmt: skip
+                try:
+                    answer = await self.http.request(
+                        method, path, body=data, content_type=content_type, params=params, headers=headers,
+                        timeout=timeout,
+                    )  # fmt: skip
+                finally:
+                    self.slots.release()
                 counted.seconds.observe(time.perf_counter() - sent)
                 return answer
             except ApiError as e:

@@ -32,13 +32,19 @@ API_REQUESTS = Counter(
 )
 API_SECONDS = Histogram(
     "taskjob_api_request_duration_seconds",
-    "Time from sending an API request to its answer (the rate limit's wait not included), by operation.",
+    "Time from sending an API request to its answer (the waits for the rate limit and a connection not "
+    "included), by operation.",
     ["operation"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 RATE_LIMIT_SECONDS = Histogram(
     "taskjob_api_rate_limit_wait_seconds",
     "Time an API request waited for the client's rate limit (--qps).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+CONNECTION_WAIT_SECONDS = Histogram(
+    "taskjob_api_connection_wait_seconds",
+    "Time an API request waited for one of the operator's connection slots, after the rate limit.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 API_ERRORS = Counter("taskjob_api_errors_total", "Kubernetes API calls that failed.", ["operation"])
