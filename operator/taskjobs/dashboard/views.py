@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .coreapi import attempt_fact, instance_name, instance_summary, pod_success, pod_verdict
+from .coreapi import attempt_fact, instance_name, instance_summary
 from .model import Key, Model, Obj, attempt_of, owner_of
 
 TASK_PHASES = ("Waiting", "Ready", "Running", "Retrying", "Succeeded", "Failed", "Skipped")
@@ -313,17 +313,12 @@ def attempt_end(job: Obj, pods: Sequence[Obj]) -> tuple[str, datetime | None] | 
 
     None if the Job is not an attempt (no task or attempt label: the operator ignores it too). A stopped
     Job, or one whose pod finished after its activeDeadlineSeconds, waits for the Job's verdict. A
-    succeeded attempt ends when the pod that decided it finished: the operator keeps that fact, though
-    the Job's Complete (its completionTime) comes a second or two later.
+    succeeded attempt ends when the pod that decided it finished, also once the Job is Complete.
     """
     fact = attempt_fact(job, pods)
     if fact is None:
         return None
-    if fact.phase not in ("Succeeded", "Failed"):
-        return fact.phase, None
-    winner = pod_verdict(job, pods) if fact.phase == "Succeeded" else None
-    ended = pod_success(winner)[1] if winner is not None else None
-    return fact.phase, ended or fact.finish_time
+    return fact.phase, fact.finish_time  # None until the attempt ended
 
 
 def timeline(model: Model, key: Key, now: datetime) -> Obj:
