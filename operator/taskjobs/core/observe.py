@@ -283,6 +283,15 @@ def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None =
 
     `seen_finished`: when the operator's watch first showed the Job finished (see finish_time).
     """
+    observed = observe_attempt(job, pods, seen_finished)
+    return observed[0] if observed is not None else None
+
+
+def observe_attempt(
+    job: Obj, pods: Sequence[Obj], seen_finished: datetime | None = None
+) -> tuple[AttemptFact, Obj | None] | None:
+    """Return the attempt's fact (see attempt_fact) and the pod it was read from: the one that decided it,
+    else the newest (None if no pod is in sight), so a view can show that pod's name beside it."""
     labels = _mapping(_get(job, "metadata", "labels"))
     task = labels.get(naming.LABEL_TASK)
     attempt = _attempt(labels.get(naming.LABEL_ATTEMPT))
@@ -341,4 +350,4 @@ def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None =
     else:
         fact["phase"] = "Pending"
         fact["reason"], fact["message"] = _waiting(pod)
-    return AttemptFact(**fact)
+    return AttemptFact(**fact), pod
