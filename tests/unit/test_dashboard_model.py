@@ -364,6 +364,30 @@ def test_an_attempt_row_takes_the_operators_verdict_a_stopped_job_whose_pod_exit
     assert row("left") == ("Failed", ts(30), "")  # the Job's Failed, as the bar and the operator's status say
 
 
+def test_a_stopped_attempts_row_shows_the_stop_not_its_containers_exit_0() -> None:
+    # The operator's status says Stopped: the row's exit code and reason come from that same fact.
+    stopped = job("left", 1, failed=True, done_ago=30)
+    stopped["metadata"]["annotations"] = {"taskjob.dev/stop-reason": "Stopped", "taskjob.dev/stop-message": "by x"}
+    stopped["status"]["conditions"][0].update(reason="DeadlineExceeded", message="Job was active longer")
+    row = views.attempt_row(stopped, [pod("left", 1, exit_code=0, output="half")], NOW)
+    assert (row["outcome"], row["exitCode"], row["reason"], row["message"]) == ("Failed", None, "Stopped", "by x")
+    assert (row["finish"], row["output"]) == (ts(30), "")
+
+
+def test_an_attempt_row_is_read_from_the_pod_that_decided_it_not_the_newest() -> None:
+    # An evicted pod and its replacement created in the same second: the one that succeeded speaks.
+    evicted = pod("root", 1, exit_code=137)
+    evicted["metadata"]["name"] = "diamond-root-1-old11"
+    evicted["status"]["containerStatuses"][0]["state"]["terminated"].update(startedAt=ts(158), finishedAt=ts(157))
+    done = pod("root", 1, exit_code=0, output="42")
+    done["metadata"]["name"] = "diamond-root-1-new22"
+    done["status"]["containerStatuses"][0]["state"]["terminated"].update(startedAt=ts(120), finishedAt=ts(90))
+    row = views.attempt_row(job("root", 1, done_ago=88), [evicted, done], NOW)
+    assert (row["outcome"], row["pod"], row["exitCode"]) == ("Succeeded", "diamond-root-1-new22", 0)
+    assert row["output"] == "42"
+    assert (row["start"], row["finish"], row["duration"]) == (ts(120), ts(90), 30)
+
+
 def test_without_its_job_an_ended_attempt_row_is_unknown_not_judged_from_the_pod() -> None:
     # The Job holds the operator's stop and the deadline: its pod's exit 0 alone does not make a success.
     row = views.attempt_row(None, [pod("root", 1, exit_code=0, output="root")], NOW)

@@ -251,7 +251,13 @@ def test_complete_job_succeeds_with_the_termination_message_as_output() -> None:
     assert fact is not None
     assert (fact.phase, fact.exit_code, fact.output) == ("Succeeded", 0, "hello")
     assert (fact.reason, fact.message) == (None, None)
-    assert (fact.start_time, fact.finish_time) == (at(5), at(20))
+    assert (fact.start_time, fact.finish_time) == (at(5), at(18))  # the pod's end, not the Job's completionTime
+
+
+def test_a_complete_job_whose_pod_is_gone_ends_at_its_completion_time() -> None:
+    # The pod was garbage-collected (or not seen yet): the Job's completionTime is all that is known.
+    fact = attempt_fact(job(*complete(20), succeeded=1, completionTime=ts(20)), [])
+    assert fact is not None and (fact.phase, fact.finish_time) == ("Succeeded", at(20))
 
 
 def test_succeeded_task_that_wrote_nothing_has_empty_output() -> None:
@@ -299,6 +305,29 @@ def test_the_pods_verdict_and_the_jobs_complete_agree() -> None:
     after = attempt_fact(job(*complete(20), succeeded=1, completionTime=ts(20)), [p])
     assert before is not None and after is not None
     assert (before.phase, before.output, before.exit_code) == (after.phase, after.output, after.exit_code)
+
+
+def test_an_attempt_ends_when_its_pod_did_before_and_after_the_jobs_complete() -> None:
+    # The live operator keeps the time it saw first; one restarted after the Complete must compute the same,
+    # whether it saw the end live (within its second) or not at all (a restart lists it).
+    p = pod(terminated(0, "Completed", "hello", finished=18), "Succeeded")
+    done = job(*complete(20), succeeded=1, completionTime=ts(20))
+    for seen in (None, at(18).replace(microsecond=350_000)):
+        before = attempt_fact(job(active=1), [p], seen_finished=seen)
+        after = attempt_fact(done, [p], seen_finished=seen)
+        assert before is not None and after is not None
+        assert before.finish_time == after.finish_time == (seen or at(18))
+        assert after.awaiting_pod is False
+
+
+def test_the_pod_that_decided_a_complete_job_gives_its_end_output_and_exit_code() -> None:
+    # A disruption left a newer pod beside the one that succeeded: the deciding pod speaks for the attempt.
+    decided = pod(terminated(0, "Completed", "42", started=5, finished=15), "Succeeded", name="a", created=1)
+    newer = pod(terminated(0, "Completed", "other", started=12, finished=17), "Running", name="b", created=10)
+    newer["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = 1
+    fact = attempt_fact(job(*complete(20), succeeded=1, completionTime=ts(20)), [newer, decided])
+    assert fact is not None
+    assert (fact.start_time, fact.finish_time, fact.output, fact.exit_code) == (at(5), at(15), "42", 0)
 
 
 def test_every_container_exited_0_is_success_before_the_pod_is_succeeded() -> None:

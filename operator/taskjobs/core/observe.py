@@ -156,8 +156,8 @@ def pod_success(pod: Obj) -> tuple[bool, datetime | None]:
     return True, max(times) if times else None
 
 
-def pod_verdict(job: Obj, pods: Sequence[Obj]) -> Obj | None:
-    """Return a pod of the Job that succeeded in time, so the attempt succeeded before the Job says so.
+def pod_verdict(job: Obj, pods: Sequence[Obj]) -> tuple[Obj, datetime | None] | None:
+    """Return a pod of the Job that succeeded in time, and when it ended: the attempt's verdict and finish.
 
     The Job controller batches a pod's updates for a second (`SyncJobBatchPeriod`) before it marks the Job
     Complete, and the kubelet reports the pod's phase a second after its containers' exits; a dependent
@@ -165,7 +165,8 @@ def pod_verdict(job: Obj, pods: Sequence[Obj]) -> Obj | None:
     verdict is the task's: with one completion, no retry in the Job (`backoffLimit: 0`) and restartPolicy
     Never, a pod whose containers all exited 0 is one the Job will count. Not when the operator is
     stopping the Job (its verdict is the stop's), nor when the containers ended after the Job's deadline
-    (the Job may yet end DeadlineExceeded: its verdict is awaited).
+    (the Job may yet end DeadlineExceeded: its verdict is awaited). Once the Job is Complete the pod still
+    decides when the attempt ended: the Job's completionTime is the controller's later sync.
     """
     if _get(job, "metadata", "annotations", ANNOTATION_STOP_REASON):
         return None
@@ -177,9 +178,9 @@ def pod_verdict(job: Obj, pods: Sequence[Obj]) -> Obj | None:
         if not succeeded:
             continue
         if not isinstance(deadline, int):
-            return pod
+            return pod, ended
         if began is not None and ended is not None and ended <= began + timedelta(seconds=deadline):
-            return pod
+            return pod, ended
     return None
 
 
@@ -283,6 +284,15 @@ def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None =
 
     `seen_finished`: when the operator's watch first showed the Job finished (see finish_time).
     """
+    observed = observe_attempt(job, pods, seen_finished)
+    return observed[0] if observed is not None else None
+
+
+def observe_attempt(
+    job: Obj, pods: Sequence[Obj], seen_finished: datetime | None = None
+) -> tuple[AttemptFact, Obj | None] | None:
+    """Return the attempt's fact (see attempt_fact) and the pod it was read from: the one that decided it,
+    else the newest (None if no pod is in sight), so a view can show that pod's name beside it."""
     labels = _mapping(_get(job, "metadata", "labels"))
     task = labels.get(naming.LABEL_TASK)
     attempt = _attempt(labels.get(naming.LABEL_ATTEMPT))
@@ -291,10 +301,12 @@ def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None =
     job_name = str(_get(job, "metadata", "name") or "")
     annotations = _mapping(_get(job, "metadata", "annotations"))
     cond = _terminal_condition(job)
-    winner = pod_verdict(job, pods) if cond is None or cond.get("type") != "Complete" else None
-    by_pod = winner is not None
+    # The pod decides a Complete Job's attempt too (when it is in sight): an operator that saw the pod end
+    # and one restarted after the Job's Complete must agree on when the attempt ended.
+    verdict = pod_verdict(job, pods)
+    by_pod = verdict is not None
     succeeded = by_pod or (cond is not None and cond.get("type") == "Complete")
-    pod = winner or _newest_pod(job_name, pods, succeeded)
+    pod = verdict[0] if verdict is not None else _newest_pod(job_name, pods, succeeded)
     state = _mapping(_get(_container_status(_get(pod, "status", "containerStatuses")), "state"))
     started = _get(state, "running", "startedAt") or _get(state, "terminated", "startedAt")
 
@@ -306,11 +318,9 @@ def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None =
         "start_time": parse_time(started) or parse_time(_get(job, "status", "startTime")),
         "stopping": bool(annotations.get(ANNOTATION_STOP_REASON)),
     }
-    if by_pod:
-        # The container's end: the Job's completionTime, when it comes, is the controller's later sync.
-        recorded = parse_time(_terminated(pod).get("finishedAt")) or (
-            parse_time(_get(job, "status", "completionTime")) if cond is not None else None
-        )
+    if verdict is not None:
+        # The pod's end (its containers' last exit): the Job's completionTime is the controller's later sync.
+        recorded = verdict[1] or (parse_time(_get(job, "status", "completionTime")) if cond is not None else None)
         fact["finish_time"] = finish_time(recorded, seen_finished)
     elif cond is not None:
         recorded = parse_time(_get(job, "status", "completionTime")) or parse_time(cond.get("lastTransitionTime"))
@@ -341,4 +351,4 @@ def attempt_fact(job: Obj, pods: Sequence[Obj], seen_finished: datetime | None =
     else:
         fact["phase"] = "Pending"
         fact["reason"], fact["message"] = _waiting(pod)
-    return AttemptFact(**fact)
+    return AttemptFact(**fact), pod

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .. import GROUP, KIND, PLURAL, VERSION
 from ..core.fanout import instance_name, instance_summary
 from ..core.naming import ANNOTATION_RETRY, ANNOTATION_RETRY_TASKS, LABEL_ATTEMPT, LABEL_TASK, LABEL_TASKJOB
-from ..core.observe import attempt_fact, pod_success, pod_verdict
+from ..core.observe import attempt_fact, observe_attempt
 from ..core.render import ANNOTATION_STOP_MESSAGE, ANNOTATION_STOP_REASON
 
 __all__ = [
@@ -26,6 +26,5 @@ __all__ = [
     "attempt_fact",
     "instance_name",
     "instance_summary",
-    "pod_success",
-    "pod_verdict",
+    "observe_attempt",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .coreapi import attempt_fact, instance_name, instance_summary, pod_success, pod_verdict
+from .coreapi import attempt_fact, instance_name, instance_summary, observe_attempt
 from .model import Key, Model, Obj, attempt_of, owner_of
 
 TASK_PHASES = ("Waiting", "Ready", "Running", "Retrying", "Succeeded", "Failed", "Skipped")
@@ -313,17 +313,12 @@ def attempt_end(job: Obj, pods: Sequence[Obj]) -> tuple[str, datetime | None] | 
 
     None if the Job is not an attempt (no task or attempt label: the operator ignores it too). A stopped
     Job, or one whose pod finished after its activeDeadlineSeconds, waits for the Job's verdict. A
-    succeeded attempt ends when the pod that decided it finished: the operator keeps that fact, though
-    the Job's Complete (its completionTime) comes a second or two later.
+    succeeded attempt ends when the pod that decided it finished, also once the Job is Complete.
     """
     fact = attempt_fact(job, pods)
     if fact is None:
         return None
-    if fact.phase not in ("Succeeded", "Failed"):
-        return fact.phase, None
-    winner = pod_verdict(job, pods) if fact.phase == "Succeeded" else None
-    ended = pod_success(winner)[1] if winner is not None else None
-    return fact.phase, ended or fact.finish_time
+    return fact.phase, fact.finish_time  # None until the attempt ended
 
 
 def timeline(model: Model, key: Key, now: datetime) -> Obj:
@@ -393,35 +388,29 @@ def _container(pod: Mapping[str, Any] | None, name: str = "task") -> Mapping[str
 def attempt_row(job: Obj | None, pods: Sequence[Obj], now: datetime) -> Obj:
     """Return one attempt: its Job, pod, start, finish, duration, exit code, reason, message and output.
 
-    Its outcome and finish are the operator's (`attempt_end`, as the timeline's bars). Without its Job
-    (not in view yet, or deleted) the pod alone does not say how the attempt ended: the Job holds the
+    With its Job, every field is the operator's fact (core.observe, as the timeline's bars), read from the
+    pod that decided the attempt: a stopped attempt shows the stop, not its container's exit 0. Without its
+    Job (not in view yet, or deleted) the pod alone does not say how the attempt ended: the Job holds the
     operator's stop and the deadline, so a pod whose container has ended is Unknown.
     """
-    pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
-    container = _container(pod)
-    state = container.get("state") or {}
-    terminated = state.get("terminated") or {}
-    waiting = state.get("waiting") or {}
-    job_status = (job or {}).get("status") or {}
-    start = (
-        parse_time(terminated.get("startedAt"))
-        or parse_time((state.get("running") or {}).get("startedAt"))
-        or parse_time(job_status.get("startTime"))
-    )
-    failed_condition: Mapping[str, Any] = next(
-        (c for c in job_status.get("conditions") or [] if c.get("type") == "Failed" and c.get("status") == "True"),
-        {},
-    )
-    exit_code = terminated.get("exitCode")
-    ended = attempt_end(job, pods) if job is not None else None
-    if ended is not None:
-        outcome, finish = ended
+    observed = observe_attempt(job, pods) if job is not None else None
+    outcome: str
+    if observed is not None:
+        fact, pod = observed
+        terminated = (_container(pod).get("state") or {}).get("terminated") or {}
+        outcome, start, finish = fact.phase, fact.start_time, fact.finish_time
+        exit_code, reason, message = fact.exit_code, fact.reason or "", fact.message or ""
+        output = (fact.output or "") if outcome == "Succeeded" else ""
     else:
+        pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
+        state = _container(pod).get("state") or {}
+        terminated = state.get("terminated") or {}
+        waiting = state.get("waiting") or {}
+        start = parse_time(terminated.get("startedAt")) or parse_time((state.get("running") or {}).get("startedAt"))
         finish = parse_time(terminated.get("finishedAt"))
         outcome = "Unknown" if terminated else "Running" if state.get("running") else "Pending"
-    reason = terminated.get("reason") or waiting.get("reason") or failed_condition.get("reason") or ""
-    failed_message = terminated.get("message") if outcome == "Failed" else None  # a failure's last words
-    message = waiting.get("message") or failed_message or failed_condition.get("message") or ""
+        exit_code, reason = terminated.get("exitCode"), terminated.get("reason") or waiting.get("reason") or ""
+        message, output = waiting.get("message") or "", ""
     task, attempt = attempt_of(job or pod or {})
     return {
         "attempt": attempt,
@@ -433,9 +422,9 @@ def attempt_row(job: Obj | None, pods: Sequence[Obj], now: datetime) -> Obj:
         "finish": iso(finish),
         "duration": ((finish or now) - start).total_seconds() if start else None,
         "exitCode": exit_code,
-        "reason": "" if reason == "Completed" and outcome == "Succeeded" else reason,
+        "reason": reason,
         "message": message,
-        "output": (terminated.get("message") or "") if outcome == "Succeeded" else "",
+        "output": output,
         "running": outcome == "Running" and not terminated,  # its log may still grow
     }
 
