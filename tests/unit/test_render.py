@@ -262,6 +262,28 @@ def test_rendering_does_not_mutate_the_task() -> None:
     assert json.dumps(t.pod_template, sort_keys=True) == before
 
 
+def test_a_rendered_job_shares_nothing_with_the_task() -> None:
+    t = task(
+        podTemplate=POD_TEMPLATE,
+        command=["run"],
+        args=["--x"],
+        resources={"limits": {"cpu": "1"}},
+        env=[{"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+    )
+    first = render_job(META, t, 1, {})
+    expected = json.dumps(first, sort_keys=True)
+
+    def wreck(value: Any) -> None:  # what a caller may do to a Job it was given: change any part of it
+        children = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
+        for child in children:
+            wreck(child)
+        if isinstance(value, dict | list):
+            value.clear()
+
+    wreck(first)
+    assert json.dumps(render_job(META, t, 1, {}), sort_keys=True) == expected
+
+
 # ---------------------------------------------------------------- against the Kubernetes schema
 
 

@@ -46,13 +46,17 @@ def substitute(text: str, inputs: Mapping[str, str]) -> str:
 
 
 def _deep_merge(base: Any, over: Any) -> Any:
-    """Return `over` merged onto `base`: dicts merge key by key, anything else (lists too) is replaced."""
+    """Return `over` merged onto `base`: dicts merge key by key, anything else (lists too) is replaced.
+
+    Both are the caller's own fresh objects, so the result shares their parts: copying them again was half
+    of a Job's rendering.
+    """
     if isinstance(base, dict) and isinstance(over, dict):
         merged = dict(base)
         for key, value in over.items():
-            merged[key] = _deep_merge(base[key], value) if key in base else copy.deepcopy(value)
+            merged[key] = _deep_merge(base[key], value) if key in base else value
         return merged
-    return copy.deepcopy(over)
+    return over
 
 
 def _split_containers(entries: Any) -> tuple[dict[str, Any], list[Any]]:
