@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 
+from . import metrics
 from .connection import Connection
 
 
@@ -40,8 +42,9 @@ class ApiError(Exception):
 class ApiSession:
     """Requests and watch streams to the API server of a connection.
 
-    At most `connections` requests are in flight at once (more wait their turn); watch streams, which
-    stay open for minutes, are not counted against them.
+    At most `connections` requests are in flight at once (more wait their turn, a wait the metric
+    taskjob_api_connection_wait_seconds shows); watch streams, which stay open for minutes, are not counted
+    against them.
     """
 
     def __init__(self, connection: Connection, connections: int = 24) -> None:
@@ -75,8 +78,22 @@ class ApiSession:
     ) -> bytes:
         """Send one request; return the response body, or raise ApiError for a status other than 2xx."""
         extra = {**(headers or {}), **({"Content-Type": content_type} if body is not None else {})}
-        async with self._slots, self.session().request(
-            method, self.base + path, data=body, headers=self.headers(extra), params=params, timeout=timeout
+        queued = time.perf_counter()
+        async with self._slots:
+            metrics.CONNECTION_WAIT_SECONDS.observe(time.perf_counter() - queued)
+            return await self._send(method, path, body, extra, params, timeout)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout | None,
+    ) -> bytes:
+        async with self.session().request(
+            method, self.base + path, data=body, headers=self.headers(headers), params=params, timeout=timeout
         ) as resp:
             data = await resp.read()
             if resp.status >= 300:

@@ -38,5 +38,11 @@ RATE_LIMIT_SECONDS = Histogram(
     "Time an API request waited for the client's rate limit (--qps).",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+CONNECTION_WAIT_SECONDS = Histogram(
+    "taskjob_api_connection_wait_seconds",
+    "Time an API request, past the rate limit, waited for one of the connections in flight (part of"
+    " taskjob_api_request_duration_seconds).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 API_ERRORS = Counter("taskjob_api_errors_total", "Kubernetes API calls that failed.", ["operation"])
 EVENTS_DROPPED = Counter("taskjob_events_dropped_total", "Events not sent because too many were queued.")
