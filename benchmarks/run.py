@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick         # smaller sizes (about 10 minutes)
     python benchmarks/run.py --full          # the sizes run to the end (B4: 1,000 x 10; an hour or more)
     python benchmarks/run.py --only B1,B3    # a subset
+    python benchmarks/run.py --only B2 --b2-rounds 5   # B2 at 200 QPS: 5 rotated rounds, judged on the medians
     python benchmarks/run.py --kubeconfig .testenv/kubeconfig   # an already running cluster
     python benchmarks/run.py --only B5 --kubeconfig .testenv/kubeconfig   # taskjob vs Argo on the real node
 
