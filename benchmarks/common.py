@@ -32,6 +32,7 @@ LABEL_TASKJOB, LABEL_TASK, LABEL_ATTEMPT = "taskjob.dev/taskjob", "taskjob.dev/t
 KWOK = "kwok.taskjob.dev/"
 PROFILE_DIR: Path | None = None  # set by run.py --profile
 CENSUS_DIR: Path | None = None  # set by run.py --census
+Samples = dict[str, list[tuple[dict[str, str], float]]]  # Prometheus samples: {sample name: [(labels, value)]}
 
 
 def log(text: str) -> None:
@@ -411,17 +412,10 @@ class Operator:
                     return int(line.split()[1])
         return 0
 
-    def metrics(self) -> dict[str, list[tuple[dict[str, str], float]]]:
+    def metrics(self) -> Samples:
         """Return the operator's Prometheus samples: {sample name: [(labels, value)]}."""
-        from prometheus_client.parser import text_string_to_metric_families
-
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-        samples: dict[str, list[tuple[dict[str, str], float]]] = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                samples.setdefault(s.name, []).append((dict(s.labels), float(s.value)))
-        return samples
+            return parse_metrics(r.read().decode())
 
     def log(self) -> str:
         """Return the operator's log so far."""
@@ -452,15 +446,40 @@ class Operator:
             self._log.close()
 
 
+def parse_metrics(text: str) -> Samples:
+    """Return Prometheus exposition text as samples: {sample name: [(labels, value)]}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples.setdefault(s.name, []).append((dict(s.labels), float(s.value)))
+    return samples
+
+
+def local_metrics() -> Samples:
+    """Return this process's own Prometheus samples (the operator's metrics, when its `Kube` runs in here)."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    return parse_metrics(generate_latest(REGISTRY).decode())
+
+
+def metrics_delta(before: Samples, after: Samples) -> Samples:
+    """Return after - before, sample by sample (counters and histograms over a window of time)."""
+    old = {(name, tuple(sorted(labels.items()))): value for name, rows in before.items() for labels, value in rows}
+    return {
+        name: [(labels, value - old.get((name, tuple(sorted(labels.items()))), 0.0)) for labels, value in rows]
+        for name, rows in after.items()
+    }
+
+
 def _py_spy() -> str:
     """Return the py-spy of this venv (the bench extra installs it), else the one on PATH."""
     beside = Path(sys.executable).parent / "py-spy"
     return str(beside) if beside.exists() else "py-spy"
 
 
-def histogram(
-    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **where: str
-) -> dict[str, Any] | None:
+def histogram(samples: Samples, name: str, **where: str) -> dict[str, Any] | None:
     """Return count, sum and the approximate p50/p95/p99 (bucket upper bounds) of a Prometheus histogram.
 
     `where`: the labels of the one series wanted (e.g. operation="create_namespaced_job").

@@ -157,3 +157,50 @@ def test_kopf_logs_in_with_the_token_of_the_same_kubeconfig(tmp_path: Path, monk
         "https://127.0.0.1:6443", "Bearer", "t0k", "team-a"
     )
     assert info.as_http_headers() == {"Authorization": "Bearer t0k"}
+
+
+def test_requests_beyond_the_connections_wait_for_one_and_the_wait_is_reported() -> None:
+    """At most `connections` requests reach the API server at once; the others wait for one, and
+    taskjob_api_connection_wait_seconds says how long (else it reads as the API server's answer time)."""
+    from prometheus_client import REGISTRY
+
+    from taskjobs.shell.kube import Kube
+
+    answer = 0.05  # the server's answer time
+    in_flight, most = 0, 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(answer)  # the answer time, not a synchronisation
+        in_flight -= 1
+        return web.json_response({"kind": "Status", "status": "Success"})
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_post("/jobs", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        session = ApiSession(Connection(server=f"http://127.0.0.1:{port}"))
+        kube = Kube(session, qps=0, connections=2)
+        try:
+            await asyncio.gather(*(kube._request("create_namespaced_job", "POST", "/jobs", {}) for _ in range(6)))
+        finally:
+            await session.close()
+            await runner.cleanup()
+
+    def waited() -> tuple[float, float]:
+        name = "taskjob_api_connection_wait_seconds"
+        return REGISTRY.get_sample_value(f"{name}_count") or 0.0, REGISTRY.get_sample_value(f"{name}_sum") or 0.0
+
+    count0, sum0 = waited()
+    asyncio.run(scenario())
+    count, total = waited()
+    assert most == 2
+    assert count - count0 == 6
+    # Two went at once, two waited for one answer, two for two answers.
+    assert total - sum0 >= 2 * answer + 2 * 2 * answer

@@ -36,6 +36,13 @@ class ApiError(Exception):
         return self.body[:300].decode(errors="replace")
 
 
+# Requests in flight at once (held by `kube.Slots`). A launch of many Jobs is bound by this over the API
+# server's answer time, not by --qps, once an answer takes longer than CONNECTIONS / (2 x QPS): a 1,000-Job
+# fan-out at --qps 200 answered in ~120-300 ms on a busy 2-core bed (B2, docs/performance.md), so 24 capped
+# it below its QPS. Each TLS connection costs ~256 KiB of read buffer while open (uvloop), so not unbounded.
+CONNECTIONS = 48
+
+
 class ApiSession:
     """Requests and watch streams to the API server of a connection.
 

@@ -31,7 +31,7 @@ import msgspec
 from .. import GROUP, KIND, PLURAL, VERSION
 from ..core.naming import LABEL_TASKJOB
 from . import metrics
-from .apisession import ApiError, ApiSession
+from .apisession import CONNECTIONS, ApiError, ApiSession
 from .connection import load_connection
 from .essentials import decode_object
 from .workqueue import RetryLater
@@ -164,7 +164,7 @@ class Slots:
 class Kube:
     """Async facade over the calls the operator needs."""
 
-    def __init__(self, api: ApiSession | None = None, qps: float = 50.0, connections: int = 24) -> None:
+    def __init__(self, api: ApiSession | None = None, qps: float = 50.0, connections: int = CONNECTIONS) -> None:
         self.http = api or ApiSession(load_connection())
         self.limiter = TokenBucket(qps, burst=max(1, int(qps * 2)))
         self.slots = Slots(connections)  # requests in flight; watch streams are not counted
