@@ -3,8 +3,9 @@
 Only `on.event` handlers are used: they add no finalizer and no annotation to TaskJobs, so deleting a
 TaskJob never hangs when the operator is down. Jobs, pods and outputs ConfigMaps are watched by
 `ownedwatch.OwnedWatch`, not kopf: a dozen such events per task made kopf's per-event machinery most of
-the operator's CPU (docs/performance.md, B4). A Job or pod event wakes its TaskJob at once; timers
-exist only for backoff deadlines, timeouts and TTLs (the plan's requeue_after).
+the operator's CPU (docs/performance.md, B4). A Job or pod event that may start something (a pod's verdict,
+a Job finished or gone) wakes its TaskJob at once; live news (a pod or Job starting) within a second; other
+timers exist only for backoff deadlines, timeouts and TTLs (the plan's requeue_after).
 """
 
 from __future__ import annotations
