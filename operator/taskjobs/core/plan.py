@@ -164,6 +164,15 @@ class SpecShape:
         self.tasks: Mapping[str, TaskSpec] = base.tasks if base else {t.name: t for t in flow.all_tasks(spec)}
         self.flow: flow.Flow = base.flow if base else flow.Flow(spec)  # when conditions and finally tasks
         self.resolved: dict[str, ResolvedTask] = base.resolved if base else {}  # filled on demand
+        # (fan-out task, the task whose output lists its items): read on every event (Planner._expands), which
+        # walked every task to find them: at 10,000 tasks most of an event's planning time (B3).
+        self.from_outputs: tuple[tuple[str, str], ...] = (
+            base.from_outputs
+            if base
+            else tuple(
+                (n, t.for_each.from_output) for n, t in self.tasks.items() if t.for_each and t.for_each.from_output
+            )
+        )
         self.expansions: Mapping[str, fanout.Expansion] = expansions or {}
         counts = {name: len(e.items) for name, e in self.expansions.items() if e.ok}
         self.units = fanout.units(self.base_graph, counts) if counts else None
@@ -632,7 +641,7 @@ class Planner:
 
     def _expand(self, facts: Mapping[str, AttemptFact]) -> None:
         """Expand every fan-out task whose list is known, before the facts are read (instances are units)."""
-        sources = {t.for_each.from_output for t in self.shape.tasks.values() if t.for_each and t.for_each.from_output}
+        sources = {source for _, source in self.shape.from_outputs}
         written: dict[str, AttemptFact] = {}
         if sources:
             for fact in facts.values():
@@ -659,13 +668,10 @@ class Planner:
 
     def _expands(self, changed: Collection[str]) -> bool:
         """Return whether a changed task's output expands a fan-out task the memory's graph lacks."""
-        for name, spec in self.shape.tasks.items():
-            each = spec.for_each
-            if each is None or each.from_output is None or name in self.shape.expansions:
+        for name, source in self.shape.from_outputs:
+            if name in self.shape.expansions or source not in changed:
                 continue
-            if each.from_output not in changed:
-                continue
-            fact = self.latest.get(each.from_output)
+            fact = self.latest.get(source)
             if fact is not None and fact.phase == "Succeeded":
                 return True
         return False
